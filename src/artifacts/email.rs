@@ -1,0 +1,188 @@
+//! The Email Artifact: a message's raw headers, decoded fields and addresses.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use mail_parser::MessageParser;
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+use crate::mime::{RawHeader, headers::decode_words};
+
+/// The reference's header dict: case-insensitive, the last occurrence wins (its spelling
+/// included), `Received` is the list of all values, plus `decoded*` fields that keep
+/// the text around encoded words.
+pub fn header_dict(headers: &[RawHeader]) -> Map<String, Value> {
+    let mut last: HashMap<String, (&str, &str)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut received: Vec<Value> = Vec::new();
+    for h in headers {
+        let key = h.name.to_ascii_lowercase();
+        if key == "received" {
+            received.push(Value::String(h.value.clone()));
+            continue;
+        }
+        if last.insert(key.clone(), (&h.name, &h.value)).is_none() {
+            order.push(key);
+        }
+    }
+    let mut dict = Map::new();
+    for key in &order {
+        if let Some((name, value)) = last.get(key) {
+            dict.insert((*name).to_owned(), Value::String((*value).to_owned()));
+        }
+    }
+    if !received.is_empty() {
+        dict.insert("Received".into(), Value::Array(received));
+    }
+    for (header, field) in [
+        ("subject", "decodedSubject"),
+        ("to", "decodedTo"),
+        ("from", "decodedFrom"),
+        ("cc", "decodedCC"),
+    ] {
+        if let Some((_, value)) = last.get(header).filter(|(_, v)| !v.is_empty()) {
+            dict.insert(field.into(), Value::String(decode_words(value)));
+        }
+    }
+    dict
+}
+
+/// The last value of a header, by case-insensitive name.
+pub fn header_value<'a>(headers: &'a [RawHeader], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Whether the reference would build an Email Artifact for this header block: a
+/// non-empty From or To, or any Message-ID.
+pub fn looks_like_message(headers: &[RawHeader]) -> bool {
+    let non_empty = |name| header_value(headers, name).is_some_and(|v| !v.trim().is_empty());
+    non_empty("from") || non_empty("to") || header_value(headers, "message-id").is_some()
+}
+
+/// An Email Artifact (without SDI) for a header block; `email_id` only for the root
+/// message and for forwards found in its bodies.
+pub fn email_artifact(headers: &[RawHeader], email_id: Option<u64>) -> Map<String, Value> {
+    let mut cef = Map::new();
+    if let Some(from) = header_value(headers, "from").filter(|v| !v.is_empty()) {
+        cef.insert("fromEmail".into(), Value::String(from.to_owned()));
+    }
+    if let Some(to) = header_value(headers, "to").filter(|v| !v.is_empty()) {
+        cef.insert("toEmail".into(), Value::String(to.to_owned()));
+    }
+    cef.insert("emailHeaders".into(), Value::Object(header_dict(headers)));
+    let mut cef_types = json!({"fromEmail": ["email"], "toEmail": ["email"]});
+    if let Some(id) = email_id {
+        // Always an integer: the reference wrote a string from get email by id and an
+        // int from polls, so the same mail got two different artifact SDIs.
+        cef.insert("emailId".into(), json!(id));
+        cef_types["emailId"] = json!(["imap email id"]);
+    }
+    let mut artifact = Map::new();
+    artifact.insert("name".into(), json!("Email Artifact"));
+    artifact.insert("cef".into(), Value::Object(cef));
+    artifact.insert("cef_types".into(), cef_types);
+    artifact.insert("run_automation".into(), json!(false));
+    artifact
+}
+
+static FORWARD_MARKER: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?im)^[^\n]*forwarded message[^\n]*\n").ok());
+
+/// The header block of a message forwarded inline in a plain-text body (a line such as
+/// `---------- Forwarded message ---------` followed by `From:`/`To:`/`Subject:` lines), if any.
+///
+/// Reporters often forward a phish inline instead of attaching it; its headers are the
+/// indicators the analyst needs. The marker search is linear-time (the reference's
+/// pattern backtracked badly on long lines and never fired on UTF-8 bodies).
+pub fn inline_forward(text: &str) -> Option<Vec<RawHeader>> {
+    let marker = FORWARD_MARKER.as_ref()?;
+    let rest = match marker.find(text) {
+        Some(m) => &text[m.end()..],
+        None if starts_with_header(text) => text,
+        None => return None,
+    };
+    let rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+    let block_end = rest
+        .find("\n\n")
+        .or_else(|| rest.find("\r\n\r\n"))
+        .unwrap_or(rest.len());
+    let block = &rest[..block_end];
+    let mut bytes = block
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes();
+    bytes.extend_from_slice(b"\r\n\r\n");
+    let message = MessageParser::default().parse_headers(&bytes)?;
+    let headers = crate::mime::headers::raw_headers(&message.root_part().headers, &bytes);
+    looks_like_message(&headers).then_some(headers)
+}
+
+fn starts_with_header(text: &str) -> bool {
+    let first = text.trim_start().lines().next().unwrap_or("");
+    ["from:", "to:", "message-id:"].iter().any(|p| {
+        first
+            .as_bytes()
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(name: &str, value: &str) -> RawHeader {
+        RawHeader {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn header_dict_keeps_last_value_and_lists_received() {
+        let headers = [
+            h("Received", "from a by b"),
+            h("X-Tag", "one"),
+            h("x-tag", "two"),
+            h("Received", "from c by d"),
+            h("From", "=?utf-8?Q?J=C3=B6rg?= <jorg@example.com>"),
+        ];
+        let dict = header_dict(&headers);
+        assert_eq!(dict["x-tag"], "two");
+        assert!(!dict.contains_key("X-Tag"));
+        assert_eq!(dict["Received"], json!(["from a by b", "from c by d"]));
+        assert_eq!(dict["From"], "=?utf-8?Q?J=C3=B6rg?= <jorg@example.com>");
+        assert_eq!(dict["decodedFrom"], "Jörg <jorg@example.com>");
+    }
+
+    #[test]
+    fn email_id_is_always_an_integer() {
+        let art = email_artifact(&[h("From", "a@example.com")], Some(7));
+        assert_eq!(art["cef"]["emailId"], json!(7));
+        assert_eq!(art["cef_types"]["emailId"], json!(["imap email id"]));
+        assert_eq!(art["cef"]["fromEmail"], "a@example.com");
+        assert!(art["cef"].get("toEmail").is_none());
+    }
+
+    #[test]
+    fn finds_inline_forwarded_headers() {
+        let body = "FYI, looks phishy\n\n---------- Forwarded message ---------\nFrom: Bad Guy <bad@evil-login.com>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\nSubject: Verify your account\nTo: victim@example.com\n\nClick http://evil-login.com/x\n";
+        let headers = inline_forward(body).unwrap();
+        assert_eq!(
+            header_value(&headers, "from"),
+            Some("Bad Guy <bad@evil-login.com>")
+        );
+        assert_eq!(
+            header_value(&headers, "subject"),
+            Some("Verify your account")
+        );
+        assert!(inline_forward("just a note\nwith lines\n").is_none());
+        // A first line with multi-byte characters where a header name could be.
+        assert!(inline_forward("Fróm: x\n").is_none());
+        assert!(inline_forward("日本語のテキスト\n").is_none());
+    }
+}

@@ -1,0 +1,165 @@
+//! Artifacts of a container: IOC, Email and Vault artifacts in the reference's order,
+//! with byte-compatible SDIs and the reference's `run_automation` rule.
+
+pub mod email;
+pub mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::{extract::Indicators, sdi::artifact_sdi};
+
+/// Indicators sorted by where they were found: the bodies (reference shape) and every
+/// other place (trace headers, text-like attachments), which is recorded in `found_in`.
+#[derive(Debug, Default)]
+pub struct FoundIndicators {
+    /// Found in body text, exactly where the reference looked.
+    pub body: Indicators,
+    /// Found elsewhere, by location label such as `header Received`.
+    pub elsewhere: BTreeMap<String, Indicators>,
+}
+
+impl FoundIndicators {
+    /// Add indicators found at `location`.
+    pub fn add_elsewhere(&mut self, location: String, found: Indicators) {
+        if !found.is_empty() {
+            self.elsewhere.entry(location).or_default().extend(found);
+        }
+    }
+
+    /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted.
+    pub fn artifacts(&self) -> Vec<Map<String, Value>> {
+        type Field = fn(&Indicators) -> &BTreeSet<String>;
+        let classes: [(&str, &str, Field); 4] = [
+            ("IP Artifact", "sourceAddress", |i| &i.ips),
+            ("Hash Artifact", "fileHash", |i| &i.hashes),
+            ("URL Artifact", "requestURL", |i| &i.urls),
+            ("Domain Artifact", "destinationDnsDomain", |i| &i.domains),
+        ];
+        let mut out = Vec::new();
+        for (name, key, field) in classes {
+            let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for value in field(&self.body) {
+                values.entry(value).or_default();
+            }
+            for (location, found) in &self.elsewhere {
+                for value in field(found) {
+                    if !field(&self.body).contains(value) {
+                        values.entry(value).or_default().insert(location);
+                    }
+                }
+            }
+            for (value, locations) in values {
+                let mut artifact = Map::new();
+                artifact.insert("name".into(), json!(name));
+                artifact.insert("cef".into(), json!({ key: value }));
+                artifact.insert("run_automation".into(), json!(false));
+                // Body indicators keep the reference's exact shape (and so its SDI);
+                // the others say where they came from in a field of their own.
+                if !locations.is_empty() {
+                    artifact.insert("found_in".into(), json!(locations));
+                }
+                out.push(artifact);
+            }
+        }
+        out
+    }
+}
+
+/// Put the artifacts in order (IOCs, Email, Vault), give each its SDI, and set
+/// `run_automation` on the one that should trigger playbooks: the last vault artifact
+/// if there are files, else the last artifact.
+///
+/// As in the reference, IOC and Email SDIs are computed with `run_automation` false,
+/// while a vault artifact's SDI covers its real flag and its container id.
+pub fn finish(
+    iocs: Vec<Map<String, Value>>,
+    emails: Vec<Map<String, Value>>,
+    mut vaults: Vec<Map<String, Value>>,
+) -> Vec<Value> {
+    let mut artifacts: Vec<Map<String, Value>> = iocs.into_iter().chain(emails).collect();
+    for artifact in &mut artifacts {
+        with_sdi(artifact);
+    }
+    if let Some(last) = vaults.last_mut() {
+        last.insert("run_automation".into(), json!(true));
+    } else if let Some(last) = artifacts.last_mut() {
+        last.insert("run_automation".into(), json!(true));
+    }
+    for artifact in &mut vaults {
+        with_sdi(artifact);
+    }
+    artifacts
+        .into_iter()
+        .chain(vaults)
+        .map(Value::Object)
+        .collect()
+}
+
+fn with_sdi(artifact: &mut Map<String, Value>) {
+    let sdi = artifact_sdi(&Value::Object(artifact.clone()));
+    artifact.insert("source_data_identifier".into(), Value::String(sdi));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ind(ips: &[&str]) -> Indicators {
+        Indicators {
+            ips: ips.iter().map(|s| (*s).to_owned()).collect(),
+            ..Indicators::default()
+        }
+    }
+
+    #[test]
+    fn body_indicators_keep_reference_shape_and_sdi() {
+        let found = FoundIndicators {
+            body: ind(&["10.1.2.3"]),
+            ..Default::default()
+        };
+        let arts = finish(found.artifacts(), Vec::new(), Vec::new());
+        assert_eq!(arts.len(), 1);
+        assert_eq!(
+            arts[0]["source_data_identifier"],
+            "63cf0f9f0dfaac57f56130f94c0d2901"
+        );
+        assert_eq!(arts[0]["run_automation"], true);
+        assert!(arts[0].get("found_in").is_none());
+    }
+
+    #[test]
+    fn header_only_indicators_say_where_they_were_found() {
+        let mut found = FoundIndicators {
+            body: ind(&["10.1.2.3"]),
+            ..Default::default()
+        };
+        found.add_elsewhere("header Received".into(), ind(&["10.1.2.3", "203.0.113.5"]));
+        let arts = found.artifacts();
+        assert_eq!(arts.len(), 2);
+        assert!(arts[0].get("found_in").is_none());
+        assert_eq!(arts[1]["found_in"], json!(["header Received"]));
+    }
+
+    #[test]
+    fn last_vault_artifact_triggers_automation() {
+        let found = FoundIndicators {
+            body: ind(&["10.1.2.3"]),
+            ..Default::default()
+        };
+        let vault = vec![
+            Map::from_iter([
+                ("name".to_owned(), json!("Vault Artifact")),
+                ("run_automation".to_owned(), json!(false)),
+            ]),
+            Map::from_iter([
+                ("name".to_owned(), json!("Vault Artifact")),
+                ("run_automation".to_owned(), json!(false)),
+            ]),
+        ];
+        let arts = finish(found.artifacts(), Vec::new(), vault);
+        let flags: Vec<bool> = arts.iter().map(|a| a["run_automation"] == true).collect();
+        assert_eq!(flags, [false, false, true]);
+    }
+}

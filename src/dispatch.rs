@@ -1,0 +1,181 @@
+//! Routes a request to its action and turns every outcome into one response.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::{
+    actions,
+    config::Config,
+    protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
+};
+
+/// What the run may know of its environment; `main` fills it so the core stays pure.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnv {
+    /// `$SOAR_IMAP_HOME`.
+    pub soar_imap_home: Option<PathBuf>,
+    /// `$XDG_DATA_HOME`.
+    pub xdg_data_home: Option<PathBuf>,
+    /// `$HOME`.
+    pub home: Option<PathBuf>,
+}
+
+impl RunEnv {
+    /// Read the variables from the process environment.
+    pub fn from_process() -> Self {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self {
+            soar_imap_home: var("SOAR_IMAP_HOME"),
+            xdg_data_home: var("XDG_DATA_HOME"),
+            home: var("HOME"),
+        }
+    }
+
+    /// Where the state store and the vault live: `config.data_dir`, else
+    /// `$SOAR_IMAP_HOME`, else `$XDG_DATA_HOME/soar-imap`, else `~/.local/share/soar-imap`.
+    pub fn data_dir(&self, config: &Config) -> Result<PathBuf, String> {
+        if let Some(dir) = &config.data_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(dir) = &self.soar_imap_home {
+            return Ok(dir.clone());
+        }
+        if let Some(dir) = &self.xdg_data_home {
+            return Ok(dir.join("soar-imap"));
+        }
+        if let Some(home) = &self.home {
+            return Ok(home.join(".local/share/soar-imap"));
+        }
+        Err("no data directory: set config.data_dir or $SOAR_IMAP_HOME".into())
+    }
+}
+
+/// Run the request in `bytes` and build the response.
+pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
+    match protocol::parse_request(bytes) {
+        Ok(request) => run_request(&request, env),
+        Err(error) => {
+            tracing::error!("{error}");
+            Response::bad_request(&error)
+        }
+    }
+}
+
+/// Run a parsed request.
+pub fn run_request(request: &Request, env: &RunEnv) -> Response {
+    let action = request.action;
+    tracing::info!(action = action.name(), asset = %request.asset_id, "starting {}", action.name());
+    let config = match Config::from_json(&request.config) {
+        Ok(config) => config,
+        Err(error) => {
+            let message = error.to_string();
+            tracing::error!("{message}");
+            return whole_run_failed(request, "config", message);
+        }
+    };
+    let label = container_label(&request.config);
+    let mut containers = Vec::new();
+    let results: Vec<ActionResult> = request
+        .parameters
+        .iter()
+        .map(|parameter| match action {
+            Action::ParseEmail => {
+                actions::parse_email::run(parameter, &config, label, env, &mut containers)
+            }
+            Action::TestConnectivity | Action::GetEmail | Action::OnPoll => {
+                actions::not_available(action, parameter)
+            }
+        })
+        .collect();
+    for result in &results {
+        match result.status {
+            Status::Success => tracing::info!("{}", result.message),
+            Status::Failed => tracing::error!("{}", result.message),
+        }
+    }
+    let successful = results
+        .iter()
+        .filter(|r| r.status == Status::Success)
+        .count();
+    let status = if successful == results.len() {
+        Status::Success
+    } else {
+        Status::Failed
+    };
+    let message = match results.as_slice() {
+        [only] => only.message.clone(),
+        _ if status == Status::Success => format!("{} of {} succeeded", successful, results.len()),
+        _ => {
+            let first = results
+                .iter()
+                .find(|r| r.status == Status::Failed)
+                .map_or("", |r| r.message.as_str());
+            format!(
+                "{successful} of {} succeeded; first failure: {first}",
+                results.len()
+            )
+        }
+    };
+    Response {
+        identifier: Some(action.identifier()),
+        action: Some(action.name()),
+        status,
+        message,
+        summary: RunSummary {
+            total_objects: results.len(),
+            total_objects_successful: successful,
+        },
+        action_results: results,
+        containers,
+        state: request.state.clone(),
+        error: None,
+    }
+}
+
+/// The label platforms ask containers to carry (`config.ingest.container_label`), else
+/// `email`.
+fn container_label(config: &Value) -> &str {
+    config
+        .pointer("/ingest/container_label")
+        .and_then(Value::as_str)
+        .filter(|label| !label.trim().is_empty())
+        .unwrap_or("email")
+}
+
+fn whole_run_failed(request: &Request, kind: &'static str, message: String) -> Response {
+    let results: Vec<ActionResult> = request
+        .parameters
+        .iter()
+        .map(|p| ActionResult::failed(Value::Object(p.clone()), message.clone()))
+        .collect();
+    Response {
+        identifier: Some(request.action.identifier()),
+        action: Some(request.action.name()),
+        status: Status::Failed,
+        message: message.clone(),
+        summary: RunSummary {
+            total_objects: results.len(),
+            total_objects_successful: 0,
+        },
+        action_results: results,
+        containers: Vec::new(),
+        state: request.state.clone(),
+        error: Some(ErrorBody { kind, message }),
+    }
+}
+
+/// Echo a parameter object, shortening a raw email so the response does not carry the
+/// message twice (it is in the container).
+pub fn echo_parameter(parameter: &Map<String, Value>) -> Value {
+    let mut echoed = parameter.clone();
+    if let Some(Value::String(raw)) = echoed.get("raw_email") {
+        let note = format!("<{} bytes>", raw.len());
+        echoed.insert("raw_email".into(), Value::String(note));
+    }
+    Value::Object(echoed)
+}

@@ -1,0 +1,385 @@
+//! HTML bodies: link attributes plus the whole text, in one pass over html5gum's tokens.
+//!
+//! The reference looked at `href`/`src` only when a body had links, and then never at its
+//! text, so a plain-text URL next to a link was lost. Here both always run. Comments are
+//! scanned too: Outlook's `<!--[if mso]>` blocks carry real links that Outlook users click.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+
+use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
+use html5gum::{Span, Tokenizer};
+
+use super::domains::domain_of_address;
+use super::{
+    ExtractOptions, Indicators, insert, refang, scan_live, scan_text, starts_with_ignore_case, urls,
+};
+
+/// HTML body: `href` (except `mailto:`, whose domain goes to domains), `src`, `action`,
+/// `background`, link text that is a URL, and the whole text run through the plain-text
+/// rules; a few text-bearing attributes (`content` of a meta refresh, `style`, `alt`) get the
+/// plain-text rules as well.
+pub fn scan_html(html: &str, opts: &ExtractOptions, out: &mut Indicators) {
+    if !opts.any() {
+        return;
+    }
+    let mut walker = Walker {
+        opts: *opts,
+        out,
+        text: String::with_capacity(html.len() / 2),
+        attribute: Attribute::Skip,
+        value: Vec::new(),
+    };
+    let mut emitter = CallbackEmitter::new(
+        |event: CallbackEvent<'_>, _: Span<()>| -> Option<Infallible> {
+            walker.on_event(&event);
+            None
+        },
+    );
+    // script, style and title content is raw text, not markup
+    emitter.naively_switch_states(true);
+    let Ok(()) = Tokenizer::new_with_emitter(html, emitter).finish();
+    walker.flush_attribute();
+    let Walker { text, out, .. } = walker;
+    scan_text(&text, opts, out);
+}
+
+/// Which rule an attribute value gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attribute {
+    /// A link target: a whole URL, a `mailto:` address, or nothing.
+    Link,
+    /// Free text that may hold URLs: plain-text rules.
+    Text,
+    /// Everything else. Namespaces and schemas (`xmlns`, `itemtype`) would add a
+    /// `www.w3.org` URL to nearly every Outlook mail, and `class`/`id` values look like hashes.
+    Skip,
+}
+
+impl Attribute {
+    fn of(name: &[u8]) -> Attribute {
+        match name {
+            b"href" | b"src" | b"action" | b"background" | b"formaction" | b"poster"
+            | b"longdesc" => Attribute::Link,
+            // meta refresh `content="0;url=..."`, CSS `url(...)`, image sets and link pings
+            b"content" | b"style" | b"srcset" | b"ping" | b"alt" | b"title" | b"value" => {
+                Attribute::Text
+            }
+            _ => Attribute::Skip,
+        }
+    }
+}
+
+struct Walker<'a> {
+    opts: ExtractOptions,
+    out: &'a mut Indicators,
+    /// The document's text, with a line break wherever a tag breaks the flow.
+    text: String,
+    attribute: Attribute,
+    /// Raw bytes of the pending attribute value.
+    value: Vec<u8>,
+}
+
+impl Walker<'_> {
+    fn on_event(&mut self, event: &CallbackEvent<'_>) {
+        match *event {
+            CallbackEvent::OpenStartTag { name } | CallbackEvent::EndTag { name } => {
+                self.flush_attribute();
+                if !is_inline(name) {
+                    self.text.push('\n');
+                }
+            }
+            CallbackEvent::AttributeName { name } => {
+                self.flush_attribute();
+                self.attribute = Attribute::of(name);
+            }
+            CallbackEvent::AttributeValue { value } => self.value.extend_from_slice(value),
+            CallbackEvent::CloseStartTag { .. } => self.flush_attribute(),
+            CallbackEvent::String { value } => self.text.push_str(&String::from_utf8_lossy(value)),
+            CallbackEvent::Comment { value } => {
+                self.text.push('\n');
+                self.text.push_str(&String::from_utf8_lossy(value));
+                self.text.push('\n');
+            }
+            CallbackEvent::Doctype { .. } | CallbackEvent::Error(_) => {}
+        }
+    }
+
+    /// Runs the pending attribute value through its rule.
+    fn flush_attribute(&mut self) {
+        if self.value.is_empty() {
+            return;
+        }
+        if self.attribute == Attribute::Skip {
+            self.value.clear();
+            return;
+        }
+        let raw = std::mem::take(&mut self.value);
+        let value = String::from_utf8_lossy(&raw);
+        self.scan_attribute(&value);
+        // reuse the buffer's allocation for the next value
+        self.value = raw;
+        self.value.clear();
+    }
+
+    fn scan_attribute(&mut self, value: &str) {
+        let value = value.trim();
+        // inline images and fonts are content, not indicators, and can be megabytes
+        if starts_with_ignore_case(value, "data:") {
+            return;
+        }
+        if self.attribute == Attribute::Text {
+            scan_text(value, &self.opts, self.out);
+            return;
+        }
+        let live = refang::refang(value).text;
+        if starts_with_ignore_case(&live, "mailto:") {
+            if self.opts.domains {
+                add_mailto_domains(&live["mailto:".len()..], &mut self.out.domains);
+            }
+        } else if self.opts.urls || self.opts.domains {
+            urls::scan_attribute(&live, self.opts, self.out);
+        }
+        scan_live(&live, self.opts, self.out, false);
+    }
+}
+
+/// `mailto:a@x.example.com,b@y.example.org?subject=...`: every recipient's domain.
+fn add_mailto_domains(recipients: &str, out: &mut BTreeSet<String>) {
+    let recipients = recipients.split('?').next().unwrap_or_default();
+    for address in recipients.split([',', ';']) {
+        if let Some(domain) = domain_of_address(address) {
+            insert(out, &domain);
+        }
+    }
+}
+
+/// Inline formatting tags do not break words when rendered, so they do not break the text
+/// either: `<span>https://</span><b>evil.example.com</b>` is one URL on screen. Every other
+/// tag (`a`, `br`, `p`, `td`...) does, so that `</td><td>` cannot glue two cells into one URL.
+fn is_inline(name: &[u8]) -> bool {
+    const INLINE: [&[u8]; 28] = [
+        b"b", b"i", b"u", b"s", b"em", b"strong", b"span", b"font", b"small", b"big", b"sub",
+        b"sup", b"strike", b"mark", b"abbr", b"code", b"tt", b"wbr", b"ins", b"del", b"kbd",
+        b"samp", b"var", b"cite", b"dfn", b"bdi", b"bdo", b"label",
+    ];
+    INLINE.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(html: &str) -> Indicators {
+        let mut out = Indicators::default();
+        scan_html(html, &ExtractOptions::ALL, &mut out);
+        out
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn plain_text_urls_are_found_next_to_links() {
+        // the reference's HTML mode missed the second URL
+        let out = scan(
+            r#"<p><a href="https://a.example.com/login">Log in</a> or paste https://b.example.org/x</p>"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&["https://a.example.com/login", "https://b.example.org/x"])
+        );
+        assert_eq!(out.domains, set(&["a.example.com", "b.example.org"]));
+    }
+
+    #[test]
+    fn link_attributes_are_collected() {
+        let out = scan(
+            r#"<img src="https://img.example.com/p.png"><form action="https://post.example.net/s">
+               <table background="http://bg.example.org/t.gif"></table><a href='HTTPS://Up.Example.com/A'>x</a>"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&[
+                "HTTPS://Up.Example.com/A",
+                "http://bg.example.org/t.gif",
+                "https://img.example.com/p.png",
+                "https://post.example.net/s"
+            ])
+        );
+    }
+
+    #[test]
+    fn entities_in_attributes_and_text_are_decoded() {
+        let out = scan(
+            r#"<a href="https://example.com/?a=1&amp;b=2">https://example.org/?c=3&amp;d=4</a>"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&[
+                "https://example.com/?a=1&b=2",
+                "https://example.org/?c=3&d=4"
+            ])
+        );
+    }
+
+    #[test]
+    fn mailto_gives_the_recipient_domain_not_a_url() {
+        let out = scan(
+            r#"<a href="mailto:Help@Evil.Example.com?subject=hi%20there">mail</a><a href="MAILTO:a@x.example.org,b@y.example.net">2</a>"#,
+        );
+        assert!(out.urls.is_empty());
+        assert_eq!(
+            out.domains,
+            set(&["evil.example.com", "x.example.org", "y.example.net"])
+        );
+    }
+
+    #[test]
+    fn relative_and_script_links_are_not_urls() {
+        let out = scan(
+            r##"<a href="/local">a</a><a href="#top">b</a><a href="javascript:void(0)">c</a><a href="cid:img1">d</a>"##,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn link_text_split_by_inline_tags_is_one_url() {
+        let out = scan(
+            r#"<a href="https://safe.example.com/"><span>https://</span><b>evil.example.net</b>/login</a>"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&[
+                "https://evil.example.net/login",
+                "https://safe.example.com/"
+            ])
+        );
+    }
+
+    #[test]
+    fn block_tags_keep_neighbouring_cells_apart() {
+        let out = scan(
+            "<table><tr><td>http://a.example.com/x</td><td>next</td></tr></table><p>1.2.3.4</p><p>5</p>",
+        );
+        assert_eq!(out.urls, set(&["http://a.example.com/x"]));
+        assert_eq!(out.ips, set(&["1.2.3.4"]));
+    }
+
+    #[test]
+    fn text_rules_run_over_the_visible_text() {
+        let out = scan(
+            "<html><head><title>Invoice</title><style>p{color:red}</style></head><body>\
+             <p>Server&nbsp;203.0.113.9 sent d41d8cd98f00b204e9800998ecf8427e to bob@corp.example.com</p>\
+             <div>IOC: evil[.]example[.]org and hxxp://bad[.]example[.]com/x</div></body></html>",
+        );
+        assert_eq!(out.ips, set(&["203.0.113.9"]));
+        assert_eq!(out.hashes, set(&["d41d8cd98f00b204e9800998ecf8427e"]));
+        assert_eq!(out.urls, set(&["http://bad.example.com/x"]));
+        assert_eq!(
+            out.domains,
+            set(&["bad.example.com", "corp.example.com", "evil.example.org"])
+        );
+    }
+
+    #[test]
+    fn script_content_and_outlook_conditional_comments_are_scanned() {
+        let out = scan(
+            r#"<script>var u = "https://tracker.example.com/t.js";</script>
+               <!--[if mso]><v:roundrect href="https://mso.example.net/btn"></v:roundrect><![endif]-->"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&[
+                "https://mso.example.net/btn",
+                "https://tracker.example.com/t.js"
+            ])
+        );
+    }
+
+    #[test]
+    fn meta_refresh_and_style_urls_are_found() {
+        let out = scan(
+            r#"<meta http-equiv="refresh" content="0;url=https://redirect.example.com/p">
+               <div style="background:url(https://css.example.org/bg.png)">x</div>"#,
+        );
+        assert_eq!(
+            out.urls,
+            set(&[
+                "https://css.example.org/bg.png",
+                "https://redirect.example.com/p"
+            ])
+        );
+    }
+
+    #[test]
+    fn namespaces_schemas_and_identifiers_are_not_indicators() {
+        let out = scan(
+            r#"<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns="http://www.w3.org/TR/REC-html40">
+               <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1.dtd">
+               <div itemscope itemtype="http://schema.org/EmailMessage" id="d41d8cd98f00b204e9800998ecf8427e"
+                    class="10.0.0.1">Hello</div></html>"#,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn ips_and_hashes_in_link_attributes_are_found() {
+        let out =
+            scan(r#"<a href="http://198.51.100.7/d41d8cd98f00b204e9800998ecf8427e.exe">x</a>"#);
+        assert_eq!(out.ips, set(&["198.51.100.7"]));
+        assert_eq!(out.hashes, set(&["d41d8cd98f00b204e9800998ecf8427e"]));
+        assert_eq!(
+            out.urls,
+            set(&["http://198.51.100.7/d41d8cd98f00b204e9800998ecf8427e.exe"])
+        );
+    }
+
+    #[test]
+    fn data_uris_are_skipped() {
+        let out = scan(
+            r#"<img src="data:image/png;base64,aHR0cDovL2V4YW1wbGUuY29tLw== http://x.example.com/">"#,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn defanged_hrefs_are_refanged() {
+        let out = scan(r#"<a href="hxxps://evil[.]example[.]com/a">x</a>"#);
+        assert_eq!(out.urls, set(&["https://evil.example.com/a"]));
+    }
+
+    #[test]
+    fn broken_html_does_not_stop_extraction() {
+        let out = scan(
+            "<div><a href=https://a.example.com/x>unclosed <p attr=>http://b.example.org/y</i></div",
+        );
+        assert_eq!(
+            out.urls,
+            set(&["http://b.example.org/y", "https://a.example.com/x"])
+        );
+    }
+
+    #[test]
+    fn options_are_honoured() {
+        let mut out = Indicators::default();
+        scan_html(
+            r#"<a href="https://a.example.com/">1.2.3.4</a>"#,
+            &ExtractOptions::NONE,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        let opts = ExtractOptions {
+            ips: true,
+            ..ExtractOptions::NONE
+        };
+        scan_html(
+            r#"<a href="https://a.example.com/">1.2.3.4</a>"#,
+            &opts,
+            &mut out,
+        );
+        assert_eq!(out.ips, set(&["1.2.3.4"]));
+        assert!(out.urls.is_empty() && out.domains.is_empty());
+    }
+}

@@ -1,0 +1,24 @@
+//! soar-imap: an IMAP connector for security automation.
+//!
+//! A SOAR platform runs the binary once per action with a JSON request on stdin; it
+//! answers with one JSON response on stdout (`protocol`). `dispatch` routes the request
+//! to an action in `actions`, after `config` has typed the asset configuration once.
+//!
+//! The email pipeline is pure and shared by every action: `mime` walks the raw message
+//! (headers, bodies, attachments, attached messages), `extract` finds indicators in
+//! text and HTML, `artifacts` shapes them into the reference app's artifacts, and
+//! `container` assembles one container per email, with identifiers from `sdi` that are
+//! byte-compatible with the Splunk SOAR IMAP app. Attachment bytes leave the pipeline
+//! only through the `vault` seam.
+pub mod actions;
+pub mod artifacts;
+pub mod config;
+pub mod container;
+pub mod dispatch;
+pub mod extract;
+pub mod logging;
+pub mod mime;
+pub mod protocol;
+pub mod sdi;
+pub mod secret;
+pub mod vault;

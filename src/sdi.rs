@@ -1,0 +1,159 @@
+//! Source data identifiers, byte-compatible with the Splunk SOAR IMAP app.
+//!
+//! Playbooks and the platform's duplicate detection key on these strings, so they must
+//! match the Python app bit for bit: a container is `"<md5(folder)> : <uid>"` and an
+//! artifact is the md5 of Python's `json.dumps(artifact, sort_keys=True)` (default
+//! separators `", "` and `": "`, `ensure_ascii` escaping) of the artifact without its SDI.
+
+use std::fmt::Write as _;
+
+use md5::{Digest, Md5};
+use serde_json::Value;
+
+/// Lower-case hex md5 of `bytes`.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex(&Md5::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The container SDI: md5 of the folder exactly as typed (not its UTF-7 form), then the UID.
+pub fn container_sdi(folder: &str, email_id: u64) -> String {
+    format!("{} : {email_id}", md5_hex(folder.as_bytes()))
+}
+
+/// The artifact SDI: md5 of the Python-style sorted JSON of `artifact` (which must not
+/// yet carry its own `source_data_identifier`).
+pub fn artifact_sdi(artifact: &Value) -> String {
+    md5_hex(python_json(artifact).as_bytes())
+}
+
+/// Serialise `value` exactly as Python's `json.dumps(value, sort_keys=True)` does.
+///
+/// `serde_json`'s default map is a `BTreeMap`, whose byte order over UTF-8 keys equals
+/// Python's code-point order, so iterating it gives `sort_keys` order.
+pub fn python_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            // Integers print the same in both languages; floats only arise from
+            // platform input we echo, where serde_json's shortest form is what Python
+            // `repr` prints for the common cases.
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_string(out, key);
+                out.push_str(": ");
+                write_value(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `ensure_ascii` string form: ASCII escapes as in JSON, everything above
+/// U+007F as `\uXXXX` (lower-case hex), astral characters as surrogate pairs.
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            // Python escapes everything outside printable ASCII (0x20..=0x7e), DEL included.
+            c if !(' '..='~').contains(&c) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn spec_vector_ip_artifact() {
+        let artifact = json!({"cef": {"sourceAddress": "10.1.2.3"}, "name": "IP Artifact", "run_automation": false});
+        assert_eq!(
+            python_json(&artifact),
+            r#"{"cef": {"sourceAddress": "10.1.2.3"}, "name": "IP Artifact", "run_automation": false}"#
+        );
+        assert_eq!(artifact_sdi(&artifact), "63cf0f9f0dfaac57f56130f94c0d2901");
+    }
+
+    #[test]
+    fn spec_vector_folder_hash() {
+        assert_eq!(
+            container_sdi("inbox", 5),
+            "af1cd994dfcb9286c394d142687ff5a0 : 5"
+        );
+        // The folder is hashed as typed: case and spelling matter.
+        assert_eq!(
+            container_sdi("Archive/2024", 3),
+            "ccd7d7a6d1558bb39540226cfa071c8c : 3"
+        );
+        assert_ne!(container_sdi("INBOX", 1), container_sdi("inbox", 1));
+    }
+
+    #[test]
+    fn escapes_like_python_ensure_ascii() {
+        // Python: json.dumps({"k": "é\u2603😀\"\\\n\x01\x7f"}, sort_keys=True)
+        let v = json!({"k": "é\u{2603}😀\"\\\n\u{1}\u{7f}"});
+        assert_eq!(
+            python_json(&v),
+            r#"{"k": "\u00e9\u2603\ud83d\ude00\"\\\n\u0001\u007f"}"#
+        );
+    }
+
+    #[test]
+    fn sorts_keys_by_code_point_and_nests() {
+        let v = json!({"b": [1, true, null], "a": {"z": "x", "B": 2}, "é": 0});
+        assert_eq!(
+            python_json(&v),
+            r#"{"a": {"B": 2, "z": "x"}, "b": [1, true, null], "\u00e9": 0}"#
+        );
+    }
+}

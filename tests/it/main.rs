@@ -1,0 +1,15 @@
+//! Integration tests: one binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+// Every fixture email against its reviewed golden container.
+mod golden;
+// The binary as a platform or a shell user drives it: wire protocol, exit codes, logs.
+mod cli;
+// Robustness over a directory of real-world mail (SOAR_IMAP_CORPUS).
+mod corpus;
+// app.json and the binary describe the same actions, parameters and config keys.
+mod app_json;
+// No secret in anything a run produces.
+mod secrets;
+// Shared helpers: spawning the binary, fixture paths.
+mod support;

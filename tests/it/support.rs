@@ -1,0 +1,88 @@
+//! Helpers shared by the integration tests.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A finished run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as the one JSON response (fails the test if it is anything else).
+    pub fn json(&self) -> Value {
+        let trimmed = self.stdout.trim_end();
+        assert!(
+            !trimmed.contains('\n'),
+            "stdout must be exactly one JSON line:\n{}",
+            self.stdout
+        );
+        serde_json::from_str(trimmed)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Run the binary with `stdin` as the request, `args`, and `SOAR_IMAP_HOME` set to `home`.
+pub fn run_with(args: &[&str], stdin: &[u8], home: &Path) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_soar-imap"))
+        .args(args)
+        .env("SOAR_IMAP_HOME", home)
+        .env_remove("SOAR_IMAP_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn soar-imap");
+    let mut input = child.stdin.take().unwrap();
+    // The binary may exit before reading everything (e.g. --help); ignore EPIPE.
+    let _ = input.write_all(stdin);
+    drop(input);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Run the binary with a JSON request.
+pub fn run_json(request: &Value, home: &Path) -> Run {
+    run_with(&[], request.to_string().as_bytes(), home)
+}
+
+/// Every `.eml` under `dir`, sorted.
+pub fn emails_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "eml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
