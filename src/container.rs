@@ -158,7 +158,7 @@ pub fn build_container(
         subject: None,
     };
     let warnings = mime::walk(source.raw, options.max_depth, &mut |event| {
-        collector.on_event(event)
+        collector.on_event(event);
     });
     if let Some(error) = collector.vault_error {
         return Err(error);
