@@ -29,9 +29,9 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = entry.path();
             if p.is_dir() {
-                stack.push(p)
+                stack.push(p);
             } else {
-                out.push(p)
+                out.push(p);
             }
         }
     }
