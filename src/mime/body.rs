@@ -17,6 +17,14 @@ use super::headers::bytes_to_text;
 /// mail-parser hands text parts back already converted to UTF-8; attachments must keep
 /// their original bytes so the vault hashes match the file the sender attached.
 pub fn transfer_decoded<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> Cow<'a, [u8]> {
+    if let Some(fallback) = fallback_encoding(part) {
+        let encoded = raw_body(part, raw);
+        let decoded = match fallback {
+            Fallback::QuotedPrintable => quoted_printable_decode(encoded),
+            Fallback::Uuencode => uudecode(encoded),
+        };
+        return decoded.map_or(Cow::Borrowed(encoded), Cow::Owned);
+    }
     match &part.body {
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => Cow::Borrowed(bytes.as_ref()),
         PartType::Text(_) | PartType::Html(_) => {
@@ -53,11 +61,103 @@ pub fn body_text<'a>(part: &'a MessagePart<'_>, raw: &[u8]) -> Cow<'a, str> {
         }
         PartType::Message(_) | PartType::Multipart(_) => return Cow::Borrowed(""),
     };
+    if fallback_encoding(part).is_some() {
+        let bytes = transfer_decoded(part, raw);
+        let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+        return Cow::Owned(
+            match charset.and_then(|c| charset_decoder(c.trim().as_bytes())) {
+                Some(decode) if declares_real_charset(part) => decode(&bytes),
+                _ => bytes_to_text(&bytes).into_owned(),
+            },
+        );
+    }
     if !decoded.contains('\u{FFFD}') || declares_real_charset(part) {
         return decoded;
     }
     let bytes = transfer_decoded(part, raw);
     Cow::Owned(bytes_to_text(&bytes).into_owned())
+}
+
+/// Transfer encodings mail-parser leaves undecoded but mail in the wild uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fallback {
+    /// `quoted printable`, `Quoted_Printable` and similar misspellings.
+    QuotedPrintable,
+    /// `x-uuencode` and its aliases, from old gateways.
+    Uuencode,
+}
+
+fn fallback_encoding(part: &MessagePart<'_>) -> Option<Fallback> {
+    if part.encoding != Encoding::None {
+        return None;
+    }
+    let cte: String = part
+        .content_transfer_encoding()?
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    match cte.as_str() {
+        "quotedprintable" => Some(Fallback::QuotedPrintable),
+        "xuuencode" | "uuencode" | "xuue" | "uue" => Some(Fallback::Uuencode),
+        _ => None,
+    }
+}
+
+/// Decode the first uuencoded file in `input` (`begin <mode> <name>` ... `end`).
+fn uudecode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = input.split(|&b| b == b'\n').map(<[u8]>::trim_ascii_end);
+    lines.find(|line| line.starts_with(b"begin "))?;
+    let mut out = Vec::new();
+    for line in lines {
+        if line == b"end" {
+            return Some(out);
+        }
+        let Some((&count, data)) = line.split_first() else {
+            continue;
+        };
+        let count = usize::from(count.wrapping_sub(b' ') & 0x3f);
+        if count == 0 {
+            continue;
+        }
+        let sextet = |b: u8| b.wrapping_sub(b' ') & 0x3f;
+        let mut decoded = Vec::with_capacity(count + 2);
+        for chunk in data.chunks(4) {
+            let c: Vec<u8> = (0..4)
+                .map(|i| sextet(chunk.get(i).copied().unwrap_or(b'`')))
+                .collect();
+            decoded.push((c[0] << 2) | (c[1] >> 4));
+            decoded.push((c[1] << 4) | (c[2] >> 2));
+            decoded.push((c[2] << 6) | c[3]);
+        }
+        decoded.truncate(count);
+        out.extend_from_slice(&decoded);
+    }
+    // No `end` line: keep what was decoded rather than nothing.
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uudecodes_a_file() {
+        // `printf 'Cat' | uuencode x` gives this body.
+        let encoded = b"begin 644 x\n#0V%T\n`\nend\n";
+        assert_eq!(uudecode(encoded).as_deref(), Some(&b"Cat"[..]));
+        assert_eq!(uudecode(b"no begin line here\n"), None);
+    }
+
+    #[test]
+    fn misspelled_quoted_printable_is_decoded() {
+        let raw = b"From: a@example.com\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted printable\r\n\r\nid=3D42 caf=C3=A9\r\n";
+        let message = mail_parser::MessageParser::default()
+            .parse(&raw[..])
+            .unwrap();
+        let part = message.root_part();
+        assert_eq!(body_text(part, message.raw_message()).trim(), "id=42 café");
+    }
 }
 
 /// True when the part names a charset we can decode that is not ASCII or UTF-8; then

@@ -22,6 +22,10 @@ pub fn raw_headers(headers: &[Header<'_>], raw: &[u8]) -> Vec<RawHeader> {
             let field = raw.get(h.offset_field as usize..h.offset_start as usize)?;
             let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
             let name = field.strip_suffix(b":").unwrap_or(field).trim_ascii();
+            // Lines mail-parser took for fields but that have no valid name are junk.
+            if name.is_empty() || !name.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
+                return None;
+            }
             let value = value.trim_ascii_start();
             let value = trim_line_break(value);
             Some(RawHeader {

@@ -16,6 +16,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod repair;
 
 use std::borrow::Cow;
 
@@ -72,35 +73,54 @@ pub struct Attachment<'a> {
 /// anything that was malformed or cut short.
 pub fn walk(raw: &[u8], max_depth: usize, visit: &mut dyn FnMut(Event<'_>)) -> Vec<String> {
     let mut warnings = Vec::new();
-    if let Some(message) = MessageParser::default().parse(raw) {
-        walk_message(&message, 0, max_depth, visit, &mut warnings);
-    } else {
-        // Empty input or no header block at all: still one container with the text.
-        warnings.push("no header block found; the whole input is treated as the body".into());
-        visit(Event::Message {
-            depth: 0,
-            headers: Vec::new(),
-        });
-        let text = headers::bytes_to_text(raw);
-        if !text.trim().is_empty() {
-            visit(Event::Body {
+    let (prepared, repaired) = repair::repair_header_block(raw);
+    warnings.extend(repaired);
+    match MessageParser::default().parse(prepared.as_ref()) {
+        Some(message) if !message.root_part().headers.is_empty() => {
+            walk_message(
+                &message,
+                message.raw_message(),
+                0,
+                max_depth,
+                visit,
+                &mut warnings,
+            );
+        }
+        _ => {
+            // Empty input or no header block at all: still one container with the text.
+            if warnings.is_empty() {
+                warnings
+                    .push("no header block found; the whole input is treated as the body".into());
+            }
+            visit(Event::Message {
                 depth: 0,
-                text,
-                html: false,
+                headers: Vec::new(),
             });
+            let text = headers::bytes_to_text(raw);
+            if !text.trim().is_empty() {
+                visit(Event::Body {
+                    depth: 0,
+                    text,
+                    html: false,
+                });
+            }
         }
     }
     warnings
 }
 
+/// Walk one message. `raw` is the buffer its part offsets refer to: mail-parser gives an
+/// inline (not transfer-encoded) attached message a `raw_message()` that is a slice of
+/// its parent, but leaves its offsets relative to the outermost buffer; only an encoded
+/// attached message, decoded and parsed on its own, has offsets into its own bytes.
 fn walk_message(
     message: &Message<'_>,
+    raw: &[u8],
     depth: usize,
     max_depth: usize,
     visit: &mut dyn FnMut(Event<'_>),
     warnings: &mut Vec<String>,
 ) {
-    let raw = message.raw_message();
     let root = message.root_part();
     visit(Event::Message {
         depth,
@@ -118,21 +138,22 @@ fn walk_message(
                 stack.extend(children.iter().rev().filter(|&&child| child != id));
             }
             PartType::Message(inner) => {
-                let eml = if matches!(part.encoding, Encoding::None) {
-                    Cow::Borrowed(body::raw_body(part, raw))
+                let inline = matches!(part.encoding, Encoding::None);
+                let (eml, inner_raw) = if inline {
+                    (body::raw_body(part, raw), raw)
                 } else {
-                    Cow::Borrowed(inner.raw_message())
+                    (inner.raw_message(), inner.raw_message())
                 };
                 nested_message(
                     part,
                     raw,
-                    eml,
+                    Cow::Borrowed(eml),
                     depth,
                     max_depth,
                     visit,
                     warnings,
                     |visit, w| {
-                        walk_message(inner, depth + 1, max_depth, visit, w);
+                        walk_message(inner, inner_raw, depth + 1, max_depth, visit, w);
                     },
                 );
             }
@@ -151,7 +172,14 @@ fn walk_message(
                     warnings,
                     |visit, w| {
                         if let Some(inner) = &parsed {
-                            walk_message(inner, depth + 1, max_depth, visit, w);
+                            walk_message(
+                                inner,
+                                inner.raw_message(),
+                                depth + 1,
+                                max_depth,
+                                visit,
+                                w,
+                            );
                         }
                     },
                 );
@@ -335,6 +363,28 @@ mod tests {
         assert_eq!(ev[2], format!("att0:message/rfc822::{}", inner.len()));
         assert_eq!(ev[3], "msg1:2");
         assert_eq!(ev[4], "body1:false:see http://inner.example.org/");
+    }
+
+    #[test]
+    fn inline_messages_nested_three_deep_keep_their_headers_and_bodies() {
+        let mut raw = String::from("From: outer@example.com\r\nSubject: outer\r\n");
+        for level in 1..=3 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n--b{level}\r\nContent-Type: text/plain\r\n\r\nbody {level}\r\n--b{level}\r\nContent-Type: message/rfc822\r\n\r\nFrom: l{level}@example.com\r\nSubject: level {level}\r\n"
+            ));
+        }
+        raw.push_str("\r\ninnermost\r\n");
+        for level in (1..=3).rev() {
+            raw.push_str(&format!("--b{level}--\r\n"));
+        }
+        let (ev, _) = events(raw.as_bytes());
+        let messages: Vec<&String> = ev.iter().filter(|e| e.starts_with("msg")).collect();
+        assert_eq!(messages, ["msg0:3", "msg1:3", "msg2:3", "msg3:2"]);
+        assert!(ev.contains(&"body3:false:innermost".to_owned()), "{ev:?}");
+        assert!(ev.contains(&"body2:false:body 3".to_owned()), "{ev:?}");
+        // Each attached message is vaulted whole: it starts with its own From line.
+        let emls: Vec<&String> = ev.iter().filter(|e| e.contains("message/rfc822")).collect();
+        assert_eq!(emls.len(), 3);
     }
 
     #[test]
