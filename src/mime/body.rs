@@ -137,6 +137,20 @@ fn uudecode(input: &[u8]) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// True when the part names a charset we can decode that is not ASCII or UTF-8; then
+/// replacement characters are the sender's broken bytes, not our guess.
+fn declares_real_charset(part: &MessagePart<'_>) -> bool {
+    let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) else {
+        return false;
+    };
+    let charset = charset.trim().to_ascii_lowercase();
+    let generic = matches!(
+        charset.as_str(),
+        "us-ascii" | "ascii" | "utf-8" | "utf8" | "unicode-1-1-utf-8" | "x-unknown" | "unknown"
+    );
+    !generic && charset_decoder(charset.as_bytes()).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,18 +172,4 @@ mod tests {
         let part = message.root_part();
         assert_eq!(body_text(part, message.raw_message()).trim(), "id=42 café");
     }
-}
-
-/// True when the part names a charset we can decode that is not ASCII or UTF-8; then
-/// replacement characters are the sender's broken bytes, not our guess.
-fn declares_real_charset(part: &MessagePart<'_>) -> bool {
-    let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) else {
-        return false;
-    };
-    let charset = charset.trim().to_ascii_lowercase();
-    let generic = matches!(
-        charset.as_str(),
-        "us-ascii" | "ascii" | "utf-8" | "utf8" | "unicode-1-1-utf-8" | "x-unknown" | "unknown"
-    );
-    !generic && charset_decoder(charset.as_bytes()).is_some()
 }

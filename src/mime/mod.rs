@@ -369,13 +369,14 @@ mod tests {
     fn inline_messages_nested_three_deep_keep_their_headers_and_bodies() {
         let mut raw = String::from("From: outer@example.com\r\nSubject: outer\r\n");
         for level in 1..=3 {
-            raw.push_str(&format!(
+            let _ = write!(
+                raw,
                 "Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n--b{level}\r\nContent-Type: text/plain\r\n\r\nbody {level}\r\n--b{level}\r\nContent-Type: message/rfc822\r\n\r\nFrom: l{level}@example.com\r\nSubject: level {level}\r\n"
-            ));
+            );
         }
         raw.push_str("\r\ninnermost\r\n");
         for level in (1..=3).rev() {
-            raw.push_str(&format!("--b{level}--\r\n"));
+            let _ = write!(raw, "--b{level}--\r\n");
         }
         let (ev, _) = events(raw.as_bytes());
         let messages: Vec<&String> = ev.iter().filter(|e| e.starts_with("msg")).collect();
