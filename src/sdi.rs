@@ -125,6 +125,26 @@ mod tests {
     }
 
     #[test]
+    fn python_vector_email_artifact_with_non_ascii_and_lists() {
+        // md5(json.dumps(artifact, sort_keys=True)) computed with CPython 3.11.
+        let artifact = json!({
+            "cef": {
+                "emailHeaders": {
+                    "Received": ["from a by b", "from c\r\n by d"],
+                    "Subject": "=?utf-8?Q?caf=C3=A9?= 😀",
+                    "decodedSubject": "café 😀"
+                },
+                "emailId": 5,
+                "fromEmail": "Jörg <j@example.com>"
+            },
+            "cef_types": {"emailId": ["imap email id"], "fromEmail": ["email"], "toEmail": ["email"]},
+            "name": "Email Artifact",
+            "run_automation": false
+        });
+        assert_eq!(artifact_sdi(&artifact), "037aaca6355465095cce7a14a5e2fefb");
+    }
+
+    #[test]
     fn spec_vector_folder_hash() {
         assert_eq!(
             container_sdi("inbox", 5),
