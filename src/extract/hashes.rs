@@ -1,43 +1,26 @@
 //! Hashes: word-bounded hex runs of MD5, SHA-1, SHA-256 or SHA-512 length, case as written.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
-use super::{char_at, char_before, insert, is_word_char};
+use regex::Regex;
 
-/// Shortest digest length: a run shorter than this is never a hash.
-const MIN_LEN: usize = 32;
+use super::{Pattern, char_at, char_before, find_all, insert, is_word_char};
+
+/// Whole hex runs long enough to be a digest (MD5 is the shortest, at 32 digits).
+static HEX_RUN: Pattern = LazyLock::new(|| Regex::new("[0-9A-Fa-f]{32,}").ok());
 
 /// Adds every standalone hex run of exactly 32, 40, 64 or 128 digits (SHA-512 is new here;
 /// the reference stopped at 64).
 pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
-    let bytes = text.as_bytes();
-    // Invariant: `i == 0` or `bytes[i - 1]` is not a hex digit. A run of 32 starting in
-    // `i..=i + 31` must cover `i + 31`, so when that byte is not hex, 32 bytes are skipped
-    // at once; prose is full of short hex-letter runs ("face", "bed") that this never visits.
-    let mut i = 0;
-    while i + MIN_LEN <= bytes.len() {
-        let probe = i + MIN_LEN - 1;
-        if !bytes[probe].is_ascii_hexdigit() {
-            i = probe + 1;
-            continue;
-        }
-        let start = i + bytes[i..probe]
-            .iter()
-            .rposition(|b| !b.is_ascii_hexdigit())
-            .map_or(0, |p| p + 1);
-        let end = probe
-            + bytes[probe..]
-                .iter()
-                .take_while(|b| b.is_ascii_hexdigit())
-                .count();
+    for run in find_all(&HEX_RUN, text) {
         // a run glued to other word characters is an identifier, not a digest
-        if matches!(end - start, 32 | 40 | 64 | 128)
-            && !char_before(text, start).is_some_and(is_word_char)
-            && !char_at(text, end).is_some_and(is_word_char)
+        if matches!(run.len(), 32 | 40 | 64 | 128)
+            && !char_before(text, run.start()).is_some_and(is_word_char)
+            && !char_at(text, run.end()).is_some_and(is_word_char)
         {
-            insert(out, &text[start..end]);
+            insert(out, run.as_str());
         }
-        i = end + 1;
     }
 }
 
@@ -54,6 +37,11 @@ mod tests {
         let mut out = BTreeSet::new();
         scan(text, &mut out);
         out.into_iter().collect()
+    }
+
+    #[test]
+    fn the_pattern_compiles() {
+        assert!(HEX_RUN.is_some());
     }
 
     #[test]

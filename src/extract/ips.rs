@@ -1,19 +1,27 @@
 //! IP addresses: word-bounded IPv4 with valid octets, and IPv6 only as whole valid addresses.
 //!
 //! The reference's unanchored IPv4 regex turned `1234.5.6.7` into `234.5.6.7`, and its IPv6
-//! regex emitted every capture group (`::ffff:192`, `d::` from `std::vector`). Here each
-//! address is a maximal run checked at both ends, then parsed by `std::net`.
+//! regex emitted every capture group (`::ffff:192`, `d::` from `std::vector`). Here a regex
+//! takes each run of address characters whole, the code checks what touches it at both
+//! ends, and `std::net` parses it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
-use super::{char_at, char_before, find_byte, insert, is_word_char};
+use regex::Regex;
+
+use super::{Pattern, char_at, char_before, find_all, insert, is_word_char};
 
 /// Longest run worth parsing as IPv6 (45 characters for the longest embedded-IPv4 form).
 const MAX_IPV6_RUN: usize = 64;
-/// Longest run worth parsing as IPv4 (`255.255.255.255`); the shortest is `0.0.0.0`.
-const MAX_IPV4_RUN: usize = 15;
+
+/// Maximal runs of hex digits, `.` and `:` holding a `:`: the IPv6 candidates.
+static V6_RUN: Pattern = LazyLock::new(|| Regex::new("[0-9A-Fa-f.]*:[0-9A-Fa-f.:]*").ok());
+/// Maximal runs of digits and `.` that start with a digit and hold at least three dots: the
+/// IPv4 candidates. Plain numbers and versions, the common case, are never matched.
+static V4_RUN: Pattern = LazyLock::new(|| Regex::new(r"[0-9]+(?:\.[0-9]*){3,}").ok());
 
 /// Adds every IPv4 and IPv6 address in `text`.
 pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
@@ -21,37 +29,22 @@ pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
     scan_v4(text, &v6_spans, out);
 }
 
-fn is_v6_byte(b: u8) -> bool {
-    b.is_ascii_hexdigit() || b == b':' || b == b'.'
-}
-
 /// Adds IPv6 addresses and returns their byte spans, inside which no IPv4 is reported (the
 /// `192.168.1.1` of `::ffff:192.168.1.1` is part of the IPv6).
 fn scan_v6(text: &str, out: &mut BTreeSet<String>) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
     let mut spans = Vec::new();
     // canonical text is formatted here, so a repeated address costs no allocation
     let mut canonical = String::new();
-    let mut i = 0;
-    while let Some(colon) = find_byte(bytes, i, |b| b == b':') {
-        let mut start = colon;
-        while start > i && is_v6_byte(bytes[start - 1]) {
-            start -= 1;
-        }
-        let mut end = colon + 1;
-        while end < bytes.len() && is_v6_byte(bytes[end]) {
-            end += 1;
-        }
-        i = end;
-        if end - start > MAX_IPV6_RUN {
+    for run in find_all(&V6_RUN, text) {
+        if run.len() > MAX_IPV6_RUN {
             continue;
         }
-        if let Some(addr) = v6_candidate(text, start, end) {
+        if let Some(addr) = v6_candidate(text, run.start(), run.end()) {
             canonical.clear();
             if write!(canonical, "{addr}").is_ok() {
                 insert(out, &canonical);
             }
-            spans.push((start, end));
+            spans.push((run.start(), run.end()));
         }
     }
     spans
@@ -114,24 +107,10 @@ fn is_mac_like(candidate: &str) -> bool {
 /// Adds dotted-quad IPv4 addresses that stand alone: not glued to a word, not part of a
 /// longer dotted or numeric run, each octet 0-255 without leading zeros.
 fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) {
-    let bytes = text.as_bytes();
     // spans and candidates both come in text order: one cursor keeps the check linear
     let mut spans = v6_spans.iter().peekable();
-    let mut i = 0;
-    while let Some(start) = find_byte(bytes, i, |b| b.is_ascii_digit()) {
-        let mut end = start;
-        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
-            end += 1;
-        }
-        i = end;
-        let mut e = end;
-        while bytes[e - 1] == b'.' {
-            e -= 1;
-        }
-        // shorter than "0.0.0.0": a plain number or a version, the common case
-        if e - start < 7 || e - start > MAX_IPV4_RUN {
-            continue;
-        }
+    for run in find_all(&V4_RUN, text) {
+        let (start, end) = (run.start(), run.end());
         while spans.next_if(|&&(_, span_end)| span_end <= start).is_some() {}
         if spans
             .peek()
@@ -141,8 +120,9 @@ fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) 
         {
             continue;
         }
-        let candidate = &text[start..e];
-        // std rejects leading zeros ("010.1.1.1"), which some tools read as octal
+        // trailing dots end a sentence; std rejects leading zeros ("010.1.1.1"), which some
+        // tools read as octal
+        let candidate = run.as_str().trim_end_matches('.');
         if candidate.parse::<Ipv4Addr>().is_ok() {
             insert(out, candidate);
         }
@@ -157,6 +137,11 @@ mod tests {
         let mut out = BTreeSet::new();
         scan(text, &mut out);
         out.into_iter().collect()
+    }
+
+    #[test]
+    fn the_patterns_compile() {
+        assert!(V6_RUN.is_some() && V4_RUN.is_some());
     }
 
     #[test]

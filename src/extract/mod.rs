@@ -6,11 +6,12 @@
 //! trimmed, domains are checked against the bundled Public Suffix List, IPv4 is word-bounded
 //! with valid octets, IPv6 is taken only as whole valid addresses, and SHA-512 is a hash.
 //!
-//! Every scanner is a hand-written linear pass over the bytes rather than a regex: the
-//! boundary rules (what may touch an address, where a URL ends) are checks on neighbouring
-//! characters that a regex cannot state without look-around, and skipping prose in 32-byte
-//! blocks (`find_byte`) is faster. A hostile body cannot make extraction slow, and each
-//! candidate is bounded before it is validated (`MAX_URL_LEN`, `MAX_RUN_LEN`).
+//! Candidates (hex runs, IP-shaped runs, URLs) are found with the `regex` crate, whose
+//! automata run in time linear in the text. What a regex cannot state without look-around
+//! stays in code next to it: which characters may touch an indicator, and the validation of
+//! each candidate (`std::net`, the Public Suffix List, URL trimming). Each candidate is
+//! bounded before it is validated (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot
+//! make extraction slow.
 
 mod domains;
 mod hashes;
@@ -21,6 +22,9 @@ mod refang;
 mod urls;
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::{Match, Regex};
 
 pub use domains::domain_of_address;
 pub use headers::{scan_ip_header, scan_received};
@@ -131,6 +135,15 @@ fn scan_live(text: &str, opts: ExtractOptions, out: &mut Indicators, find_urls: 
     if opts.hashes {
         hashes::scan(text, &mut out.hashes);
     }
+}
+
+/// A built-in pattern, compiled on first use. It is `None` only if the pattern does not
+/// compile, which each scanner's tests rule out; the scanner then finds nothing.
+type Pattern = LazyLock<Option<Regex>>;
+
+/// Every match of `pattern` in `text`, left to right and not overlapping.
+fn find_all<'t>(pattern: &'static Pattern, text: &'t str) -> impl Iterator<Item = Match<'t>> {
+    pattern.iter().flat_map(move |re| re.find_iter(text))
 }
 
 /// Inserts without allocating when the value is already known (bodies repeat indicators).
@@ -283,6 +296,26 @@ mod tests {
         let blob = "a:1.2:ab@cd.[.]hxxp://(".repeat(4 * 1024 * 1024 / 23);
         let out = scan(&blob);
         assert!(out.urls.is_empty() && out.hashes.is_empty());
+    }
+
+    #[test]
+    fn long_runs_of_each_candidate_shape_are_scanned_in_linear_time() {
+        // one candidate spanning the whole text, or one per few bytes: a search that went
+        // quadratic on either would not finish
+        for piece in [
+            "0123456789abcdef",
+            "ab:",
+            "1:2 ",
+            "1.",
+            "1.2.3.4 ",
+            "http://x",
+            "x://",
+            "a@b.",
+        ] {
+            let blob = piece.repeat(256 * 1024 / piece.len());
+            let out = scan(&blob);
+            assert!(out.urls.is_empty() && out.hashes.is_empty(), "{piece}");
+        }
     }
 
     #[test]

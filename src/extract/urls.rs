@@ -3,79 +3,39 @@
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::domains::normalize_host;
-use super::{ExtractOptions, Indicators, MAX_URL_LEN, find_byte, insert, starts_with_ignore_case};
+use super::{ExtractOptions, Indicators, MAX_URL_LEN, Pattern, find_all, insert};
 
-/// Scans running text for URLs; each starts at an `http://` or `https://` (any case).
+/// A URL in running text: `http://` or `https://` (scheme in any ASCII case), up to
+/// whitespace, a control or zero-width character, `<`, `>`, `"`, `'` or a backtick.
+static TEXT_URL: Pattern = LazyLock::new(|| {
+    Regex::new(r#"(?i-u:https?)://[^\s\p{Cc}<>"'`\u{200B}-\u{200D}\u{2060}\u{FEFF}]*"#).ok()
+});
+
+/// A URL that starts an attribute value: as in text, but an apostrophe is part of it, since
+/// the attribute's own quoting already delimited the value.
+static ATTRIBUTE_URL: Pattern = LazyLock::new(|| {
+    Regex::new(r#"\A(?i-u:https?)://[^\s\p{Cc}<>"`\u{200B}-\u{200D}\u{2060}\u{FEFF}]*"#).ok()
+});
+
+/// Scans running text for URLs. A URL nested in another one's query is part of it, as in
+/// the reference.
 pub(super) fn scan_text(text: &str, opts: ExtractOptions, out: &mut Indicators) {
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(sep) = find_byte(bytes, from, |b| b == b':') {
-        let after = sep + 3;
-        if bytes.get(sep + 1..after) != Some(b"//") {
-            from = sep + 1;
-            continue;
-        }
-        let start = if sep >= 5 && bytes[sep - 5..sep].eq_ignore_ascii_case(b"https") {
-            sep - 5
-        } else if sep >= 4 && bytes[sep - 4..sep].eq_ignore_ascii_case(b"http") {
-            sep - 4
-        } else {
-            from = after;
-            continue;
-        };
-        let end = candidate_end(text, after, true);
-        accept(&text[start..end], opts, out);
-        // a URL nested in this one's query is part of it, as in the reference
-        from = end.max(after);
+    for url in find_all(&TEXT_URL, text) {
+        accept(url.as_str(), opts, out);
     }
 }
 
-/// Takes an attribute value (`href`, `src`...) as a URL if it is one; quotes inside it are
-/// part of the URL, since the attribute's own quoting already delimited it.
+/// Takes an attribute value (`href`, `src`...) as a URL if it is one.
 pub(super) fn scan_attribute(value: &str, opts: ExtractOptions, out: &mut Indicators) {
     let value = value.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let scheme = if starts_with_ignore_case(value, "https://") {
-        8
-    } else if starts_with_ignore_case(value, "http://") {
-        7
-    } else {
-        return;
-    };
-    let end = candidate_end(value, scheme, false);
-    accept(&value[..end], opts, out);
-}
-
-/// Byte offset where the URL that continues at `from` stops: whitespace, controls, `<>"`,
-/// backtick, zero-width characters, and in running text `'`.
-fn candidate_end(text: &str, from: usize, stop_at_apostrophe: bool) -> usize {
-    let bytes = text.as_bytes();
-    let mut i = from;
-    while let Some(&b) = bytes.get(i) {
-        if b.is_ascii() {
-            if b <= b' '
-                || b == 0x7f
-                || matches!(b, b'<' | b'>' | b'"' | b'`')
-                || (stop_at_apostrophe && b == b'\'')
-            {
-                return i;
-            }
-            i += 1;
-            continue;
-        }
-        let Some(c) = text[i..].chars().next() else {
-            break;
-        };
-        if c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
-        {
-            return i;
-        }
-        i += c.len_utf8();
+    if let Some(url) = find_all(&ATTRIBUTE_URL, value).next() {
+        accept(url.as_str(), opts, out);
     }
-    bytes.len()
 }
 
 /// Trims a candidate, validates it, and records the URL and its host's domain.
@@ -216,6 +176,11 @@ mod tests {
     }
 
     #[test]
+    fn the_patterns_compile() {
+        assert!(TEXT_URL.is_some() && ATTRIBUTE_URL.is_some());
+    }
+
+    #[test]
     fn scheme_is_case_insensitive_and_url_kept_as_written() {
         assert_eq!(
             urls("go HTTPS://Example.COM/Path/To?Q=A"),
@@ -313,6 +278,30 @@ mod tests {
             urls("https://example.com/a\u{a0}b https://example.org/c\u{200b}d"),
             ["https://example.com/a", "https://example.org/c"]
         );
+    }
+
+    #[test]
+    fn every_stop_character_ends_a_url_and_no_other_does() {
+        let stops = [
+            ' ', '\t', '\n', '\u{b}', '\u{c}', '\r', '\0', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}',
+            '\u{a0}', '\u{1680}', '\u{2000}', '\u{2028}', '\u{3000}', '\u{200b}', '\u{200c}',
+            '\u{200d}', '\u{2060}', '\u{feff}', '<', '>', '"', '`', '\'',
+        ];
+        for c in stops {
+            let text = format!("https://example.com/a{c}b");
+            assert_eq!(urls(&text), ["https://example.com/a"], "{text:?}");
+        }
+        for c in ['\u{200e}', '\u{180e}', '\u{ad}', 'é', '例', '|', '^', '\\'] {
+            let text = format!("https://example.com/a{c}b");
+            assert_eq!(urls(&text), [text.as_str()], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn scheme_letters_match_in_ascii_case_only() {
+        // Unicode case folding would take the long s `ſ` for an `s`
+        assert!(urls("httpſ://example.com/ HTTPſ://example.com/").is_empty());
+        assert!(attribute("httpſ://example.com/").is_empty());
     }
 
     #[test]
