@@ -11,5 +11,8 @@ mod corpus;
 mod app_json;
 // No secret in anything a run produces.
 mod secrets;
+// A real Dovecot started by the tests themselves (IMAP end-to-end tests).
+#[allow(dead_code)]
+mod dovecot;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;
