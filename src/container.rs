@@ -214,7 +214,12 @@ impl Collector<'_> {
         if depth == 0 {
             self.subject = header_value(headers, "subject").map(decode_words);
         }
-        self.scan_headers(headers);
+        let place = if depth == 0 {
+            "header"
+        } else {
+            "attached message header"
+        };
+        self.scan_headers(headers, place);
         // The root always gets its artifact (it carries emailId); attached messages only
         // when they look like mail, as in the reference.
         let artifact = if depth == 0 {
@@ -232,7 +237,10 @@ impl Collector<'_> {
         });
     }
 
-    fn scan_headers(&mut self, headers: &[RawHeader]) {
+    /// Indicators of trace and sender headers, recorded as found at `place`: attached and
+    /// forwarded messages (usually the reported phish) are told apart from the reporter's
+    /// own headers.
+    fn scan_headers(&mut self, headers: &[RawHeader], place: &str) {
         let opts = self.options.extract;
         for header in headers {
             let lower = header.name.to_ascii_lowercase();
@@ -251,7 +259,7 @@ impl Collector<'_> {
                 continue;
             }
             self.found
-                .add_elsewhere(format!("header {}", header.name), found);
+                .add_elsewhere(format!("{place} {}", header.name), found);
         }
     }
 
@@ -262,7 +270,7 @@ impl Collector<'_> {
         } else {
             extract::scan_text(text, &opts, &mut self.found.body);
             if let Some(headers) = inline_forward(text).filter(|_| depth == 0) {
-                self.scan_headers(&headers);
+                self.scan_headers(&headers, "forwarded message header");
                 self.forwards
                     .push(email_artifact(&headers, Some(self.email_id)));
             }

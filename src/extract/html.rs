@@ -23,12 +23,30 @@ pub fn scan_html(html: &str, opts: &ExtractOptions, out: &mut Indicators) {
     if !opts.any() {
         return;
     }
+    let comments = scan_markup(html, *opts, out, true);
+    // Comment content is markup too (Outlook's `<!--[if mso]>` buttons): tokenize it
+    // once more so its attributes are entity-decoded like any other; comments inside
+    // comments are plain text.
+    for comment in comments {
+        scan_markup(&comment, *opts, out, false);
+    }
+}
+
+/// Tokenize `html`, scan links and text; returns the comments when `collect_comments`
+/// (else comment text is scanned as text).
+fn scan_markup(
+    html: &str,
+    opts: ExtractOptions,
+    out: &mut Indicators,
+    collect_comments: bool,
+) -> Vec<String> {
     let mut walker = Walker {
-        opts: *opts,
+        opts,
         out,
         text: String::with_capacity(html.len() / 2),
         attribute: Attribute::Skip,
         value: Vec::new(),
+        comments: collect_comments.then(Vec::new),
     };
     let mut emitter = CallbackEmitter::new(
         |event: CallbackEvent<'_>, _: Span<()>| -> Option<Infallible> {
@@ -40,8 +58,14 @@ pub fn scan_html(html: &str, opts: &ExtractOptions, out: &mut Indicators) {
     emitter.naively_switch_states(true);
     let Ok(()) = Tokenizer::new_with_emitter(html, emitter).finish();
     walker.flush_attribute();
-    let Walker { text, out, .. } = walker;
-    scan_text(&text, opts, out);
+    let Walker {
+        text,
+        out,
+        comments,
+        ..
+    } = walker;
+    scan_text(&text, &opts, out);
+    comments.unwrap_or_default()
 }
 
 /// Which rule an attribute value gets.
@@ -78,6 +102,8 @@ struct Walker<'a> {
     attribute: Attribute,
     /// Raw bytes of the pending attribute value.
     value: Vec<u8>,
+    /// Comments to tokenize afterwards, on the first pass only.
+    comments: Option<Vec<String>>,
 }
 
 impl Walker<'_> {
@@ -97,9 +123,14 @@ impl Walker<'_> {
             CallbackEvent::CloseStartTag { .. } => self.flush_attribute(),
             CallbackEvent::String { value } => self.text.push_str(&String::from_utf8_lossy(value)),
             CallbackEvent::Comment { value } => {
-                self.text.push('\n');
-                self.text.push_str(&String::from_utf8_lossy(value));
-                self.text.push('\n');
+                let value = String::from_utf8_lossy(value);
+                if let Some(comments) = &mut self.comments {
+                    comments.push(value.into_owned());
+                } else {
+                    self.text.push('\n');
+                    self.text.push_str(&value);
+                    self.text.push('\n');
+                }
             }
             CallbackEvent::Doctype { .. } | CallbackEvent::Error(_) => {}
         }
@@ -281,6 +312,15 @@ mod tests {
             out.domains,
             set(&["bad.example.com", "corp.example.com", "evil.example.org"])
         );
+    }
+
+    #[test]
+    fn entities_in_conditional_comment_attributes_are_decoded() {
+        let out = scan(
+            r#"<!--[if mso]><v:roundrect href="https://safe.example.com/?url=x&amp;data=1"></v:roundrect><![endif]-->
+               <a href="https://safe.example.com/?url=x&amp;data=1">open</a>"#,
+        );
+        assert_eq!(out.urls, set(&["https://safe.example.com/?url=x&data=1"]));
     }
 
     #[test]

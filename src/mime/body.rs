@@ -22,6 +22,7 @@ pub fn transfer_decoded<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> Cow<'a,
         let decoded = match fallback {
             Fallback::QuotedPrintable => quoted_printable_decode(encoded),
             Fallback::Uuencode => uudecode(encoded),
+            Fallback::LenientBase64 => lenient_base64(encoded),
         };
         return decoded.map_or(Cow::Borrowed(encoded), Cow::Owned);
     }
@@ -51,31 +52,61 @@ pub fn raw_body<'a>(part: &MessagePart<'_>, raw: &'a [u8]) -> &'a [u8] {
 /// declaration is missing or wrong.
 ///
 /// mail-parser decodes the declared charset (legacy CJK included, via `full_encoding`).
-/// When that leaves replacement characters and the declaration was absent, ASCII,
-/// UTF-8 or unknown, the bytes are re-read: UTF-8 if valid, else windows-1252.
+/// Where the declaration is absent, ASCII (8-bit bytes are then not ASCII at all),
+/// UTF-8 with invalid bytes, or unknown, the bytes are re-read: UTF-8 if valid, else
+/// windows-1252. Pure ASCII text, the common case, is never decoded twice.
 pub fn body_text<'a>(part: &'a MessagePart<'_>, raw: &[u8]) -> Cow<'a, str> {
     let decoded: Cow<'a, str> = match &part.body {
         PartType::Text(text) | PartType::Html(text) => Cow::Borrowed(text.as_ref()),
-        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
-            return Cow::Owned(bytes_to_text(bytes).into_owned());
+        PartType::Binary(_) | PartType::InlineBinary(_) => {
+            return Cow::Owned(bytes_to_text(&transfer_decoded(part, raw)).into_owned());
         }
         PartType::Message(_) | PartType::Multipart(_) => return Cow::Borrowed(""),
     };
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let real_decoder = charset.and_then(|c| real_charset_decoder(c));
     if fallback_encoding(part).is_some() {
         let bytes = transfer_decoded(part, raw);
-        let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-        return Cow::Owned(
-            match charset.and_then(|c| charset_decoder(c.trim().as_bytes())) {
-                Some(decode) if declares_real_charset(part) => decode(&bytes),
-                _ => bytes_to_text(&bytes).into_owned(),
-            },
-        );
+        return Cow::Owned(match real_decoder {
+            Some(decode) => decode(&bytes),
+            None => bytes_to_text(&bytes).into_owned(),
+        });
     }
-    if !decoded.contains('\u{FFFD}') || declares_real_charset(part) {
+    let utf8_declared =
+        charset.is_some_and(|c| matches!(c.trim().to_ascii_lowercase().as_str(), "utf-8" | "utf8"));
+    if decoded.is_ascii()
+        || real_decoder.is_some()
+        || (utf8_declared && !decoded.contains('\u{FFFD}'))
+    {
         return decoded;
     }
-    let bytes = transfer_decoded(part, raw);
-    Cow::Owned(bytes_to_text(&bytes).into_owned())
+    Cow::Owned(bytes_to_text(&transfer_decoded(part, raw)).into_owned())
+}
+
+/// What our decoding repaired in this part, for the container's parse warnings.
+pub fn repair_note(part: &MessagePart<'_>) -> Option<&'static str> {
+    match fallback_encoding(part)? {
+        Fallback::QuotedPrintable => Some("misspelled quoted-printable transfer encoding decoded"),
+        Fallback::Uuencode => Some("uuencoded content decoded"),
+        Fallback::LenientBase64 => {
+            Some("broken base64 decoded leniently (invalid characters skipped)")
+        }
+    }
+}
+
+/// A decoder for a declared charset that is neither ASCII nor UTF-8 and that we know;
+/// for those, replacement characters are the sender's broken bytes, not our guess.
+fn real_charset_decoder(charset: &str) -> Option<mail_parser::decoders::charsets::DecoderFnc> {
+    let charset = charset.trim().to_ascii_lowercase();
+    let generic = matches!(
+        charset.as_str(),
+        "us-ascii" | "ascii" | "utf-8" | "utf8" | "unicode-1-1-utf-8" | "x-unknown" | "unknown"
+    );
+    if generic {
+        None
+    } else {
+        charset_decoder(charset.as_bytes())
+    }
 }
 
 /// Transfer encodings mail-parser leaves undecoded but mail in the wild uses.
@@ -85,6 +116,8 @@ enum Fallback {
     QuotedPrintable,
     /// `x-uuencode` and its aliases, from old gateways.
     Uuencode,
+    /// base64 that mail-parser gave up on (invalid characters, a cut-off part).
+    LenientBase64,
 }
 
 fn fallback_encoding(part: &MessagePart<'_>) -> Option<Fallback> {
@@ -98,10 +131,36 @@ fn fallback_encoding(part: &MessagePart<'_>) -> Option<Fallback> {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     match cte.as_str() {
+        // mail-parser falls back to no encoding when base64 does not decode cleanly.
+        "base64" => Some(Fallback::LenientBase64),
         "quotedprintable" => Some(Fallback::QuotedPrintable),
         "xuuencode" | "uuencode" | "xuue" | "uue" => Some(Fallback::Uuencode),
         _ => None,
     }
+}
+
+/// Decode base64 as mail clients do with damaged input: skip characters outside the
+/// alphabet and padding, and decode what is there (a lone trailing character is dropped).
+fn lenient_base64(input: &[u8]) -> Option<Vec<u8>> {
+    use base64::{
+        Engine as _, alphabet,
+        engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    };
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let mut clean: Vec<u8> = input
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    LENIENT.decode(&clean).ok()
 }
 
 /// Decode the first uuencoded file in `input` (`begin <mode> <name>` ... `end`).
@@ -137,20 +196,6 @@ fn uudecode(input: &[u8]) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// True when the part names a charset we can decode that is not ASCII or UTF-8; then
-/// replacement characters are the sender's broken bytes, not our guess.
-fn declares_real_charset(part: &MessagePart<'_>) -> bool {
-    let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) else {
-        return false;
-    };
-    let charset = charset.trim().to_ascii_lowercase();
-    let generic = matches!(
-        charset.as_str(),
-        "us-ascii" | "ascii" | "utf-8" | "utf8" | "unicode-1-1-utf-8" | "x-unknown" | "unknown"
-    );
-    !generic && charset_decoder(charset.as_bytes()).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +206,33 @@ mod tests {
         let encoded = b"begin 644 x\n#0V%T\n`\nend\n";
         assert_eq!(uudecode(encoded).as_deref(), Some(&b"Cat"[..]));
         assert_eq!(uudecode(b"no begin line here\n"), None);
+    }
+
+    #[test]
+    fn broken_base64_is_decoded_leniently() {
+        assert_eq!(
+            lenient_base64(b"SGVs!!bG8g\r\nV29y*bGQ").as_deref(),
+            Some(&b"Hello World"[..])
+        );
+        assert_eq!(
+            lenient_base64(b"SGVsbG8=\r\n").as_deref(),
+            Some(&b"Hello"[..])
+        );
+        // A cut-off final group keeps the bytes it completes.
+        assert_eq!(
+            lenient_base64(b"SGVsbG8gV").as_deref(),
+            Some(&b"Hello "[..])
+        );
+    }
+
+    #[test]
+    fn ascii_label_on_utf8_body_reads_utf8() {
+        let raw = "From: a@example.com\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 8bit\r\n\r\nhttps://b\u{fc}cher.example.org/\r\n";
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let text = body_text(message.root_part(), message.raw_message());
+        assert_eq!(text.trim(), "https://bücher.example.org/");
     }
 
     #[test]

@@ -75,16 +75,16 @@ pub fn walk(raw: &[u8], max_depth: usize, visit: &mut dyn FnMut(Event<'_>)) -> V
     let mut warnings = Vec::new();
     let (prepared, repaired) = repair::repair_header_block(raw);
     warnings.extend(repaired);
-    match MessageParser::default().parse(prepared.as_ref()) {
+    let structure = repair::first_content_type_wins(&prepared);
+    if structure.is_some() {
+        warnings
+            .push("several Content-Type headers: the first one is used, as mail clients do".into());
+    }
+    match MessageParser::default().parse(structure.as_deref().unwrap_or(&prepared)) {
         Some(message) if !message.root_part().headers.is_empty() => {
-            walk_message(
-                &message,
-                message.raw_message(),
-                0,
-                max_depth,
-                visit,
-                &mut warnings,
-            );
+            // The rename kept every offset, so headers and bodies are read from the bytes
+            // as written while the structure comes from the first Content-Type.
+            walk_message(&message, &prepared, 0, max_depth, visit, &mut warnings);
         }
         _ => {
             // Empty input or no header block at all: still one container with the text.
@@ -218,13 +218,27 @@ fn nested_message<'a>(
     descend(visit, warnings);
 }
 
+/// An attached message: `message/rfc822` (or `global`), or an `.eml` file sent as a
+/// generic binary, as mail clients do when forwarding "as attachment" from the desktop.
 fn is_rfc822(part: &MessagePart<'_>) -> bool {
-    part.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("message")
-            && ct.subtype().is_some_and(|s| {
-                s.eq_ignore_ascii_case("rfc822") || s.eq_ignore_ascii_case("global")
-            })
-    })
+    let eml_file = part
+        .attachment_name()
+        .is_some_and(|n| n.to_ascii_lowercase().ends_with(".eml"))
+        && part.content_type().is_none_or(|ct| {
+            let ctype = ct.ctype().to_ascii_lowercase();
+            let sub = ct
+                .subtype()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default();
+            ctype == "message" || (ctype == "application" && sub == "octet-stream")
+        });
+    eml_file
+        || part.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("message")
+                && ct.subtype().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("rfc822") || s.eq_ignore_ascii_case("global")
+                })
+        })
 }
 
 fn leaf(
@@ -242,17 +256,24 @@ fn leaf(
     let disposition_attachment = part
         .content_disposition()
         .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
-    let textual = matches!(part.body, PartType::Text(_) | PartType::Html(_))
+    // Decide by the declared type, not by mail-parser's part kind: it returns a binary
+    // attachment whose base64 does not decode as a Text part.
+    // A multipart whose boundary never appears reaches here as one leaf: its content is
+    // the message text, as Python reads it.
+    let textual = content_type.starts_with("text/")
+        || content_type.starts_with("multipart/")
         || is_textual_report(&content_type);
 
     if textual && !disposition_attachment && name.is_none() {
         let text = body::body_text(part, raw);
         if !text.trim().is_empty() {
-            let html = matches!(part.body, PartType::Html(_));
+            let html = content_type == "text/html";
             visit(Event::Body { depth, text, html });
         }
+        note_repair(part, &content_type, None, warnings);
         return;
     }
+    note_repair(part, &content_type, name.as_deref(), warnings);
 
     let bytes = body::transfer_decoded(part, raw);
     if bytes.is_empty() {
@@ -274,15 +295,25 @@ fn leaf(
     }));
 }
 
+fn note_repair(
+    part: &MessagePart<'_>,
+    content_type: &str,
+    name: Option<&str>,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(note) = body::repair_note(part) {
+        warnings.push(format!("{}: {note}", name.unwrap_or(content_type)));
+    }
+}
+
 fn content_type_of(part: &MessagePart<'_>) -> String {
     match part.content_type() {
         Some(ct) => match ct.subtype() {
             Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
             None => ct.ctype().to_ascii_lowercase(),
         },
-        None if matches!(part.body, PartType::Text(_)) => "text/plain".into(),
-        None if matches!(part.body, PartType::Html(_)) => "text/html".into(),
-        None => "application/octet-stream".into(),
+        // RFC 2045 §5.2: no Content-Type means text/plain.
+        None => "text/plain".into(),
     }
 }
 

@@ -42,6 +42,43 @@ pub fn repair_header_block(raw: &[u8]) -> (Cow<'_, [u8]>, Option<String>) {
     (Cow::Borrowed(&raw[start..]), None)
 }
 
+/// When the root header block has more than one `Content-Type`, the bytes to read the
+/// MIME structure from, with every later one renamed so the first one counts.
+///
+/// mail-parser takes the last; Python (the reference) and most clients take the first,
+/// and a phish that hides an attachment behind a second header should not win.
+pub fn first_content_type_wins(prepared: &[u8]) -> Option<Vec<u8>> {
+    let mut seen = false;
+    let mut later = Vec::new();
+    let mut offset = 0;
+    for line in prepared.split_inclusive(|&b| b == b'\n') {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        if content.strip_suffix(b"\r").unwrap_or(content).is_empty() {
+            break;
+        }
+        let name_end = content.iter().position(|&b| b == b':').unwrap_or(0);
+        if content[..name_end]
+            .trim_ascii_end()
+            .eq_ignore_ascii_case(b"content-type")
+        {
+            if seen {
+                later.push(offset);
+            }
+            seen = true;
+        }
+        offset += line.len();
+    }
+    if later.is_empty() {
+        return None;
+    }
+    let mut structure = prepared.to_vec();
+    for at in later {
+        // Same length, so no offset moves: "Content-Type" becomes "X-Ignored-CT".
+        structure[at..at + 12].copy_from_slice(b"X-Ignored-CT");
+    }
+    Some(structure)
+}
+
 /// `name: value` with a name of printable ASCII (RFC 5322 ftext; white space before the
 /// colon is tolerated as the obsolete syntax allows).
 pub fn is_field(line: &[u8]) -> bool {
@@ -49,7 +86,7 @@ pub fn is_field(line: &[u8]) -> bool {
         return false;
     };
     let name = line[..colon].trim_ascii_end();
-    name.iter().all(|&b| (0x21..=0x7e).contains(&b))
+    !name.is_empty() && name.iter().all(|&b| (0x21..=0x7e).contains(&b))
 }
 
 #[cfg(test)]
@@ -83,6 +120,20 @@ mod tests {
             &b"\r\n2024-05-17 08:00:01 INFO started\nmore\n"[..]
         );
         assert!(warning.unwrap().starts_with("no header block"));
+    }
+
+    #[test]
+    fn later_content_types_are_ignored() {
+        let raw = b"Content-Type: multipart/mixed; boundary=x\r\nContent-type: text/plain\r\n\r\nContent-Type: in body\r\n";
+        let structure = first_content_type_wins(raw).unwrap();
+        assert_eq!(
+            structure,
+            b"Content-Type: multipart/mixed; boundary=x\r\nX-Ignored-CT: text/plain\r\n\r\nContent-Type: in body\r\n"
+        );
+        assert!(
+            first_content_type_wins(b"Content-Type: text/plain\r\n\r\nContent-Type: x\r\n")
+                .is_none()
+        );
     }
 
     #[test]
