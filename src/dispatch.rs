@@ -87,9 +87,8 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
             Action::ParseEmail => {
                 actions::parse_email::run(parameter, &config, label, env, &mut containers)
             }
-            Action::TestConnectivity | Action::GetEmail | Action::OnPoll => {
-                actions::not_available(action, parameter)
-            }
+            Action::TestConnectivity => actions::test_connectivity::run(parameter, &config),
+            Action::GetEmail | Action::OnPoll => actions::not_available(action, parameter),
         })
         .collect();
     for result in &results {

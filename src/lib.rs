@@ -16,6 +16,7 @@ pub mod config;
 pub mod container;
 pub mod dispatch;
 pub mod extract;
+pub mod imap;
 pub mod logging;
 pub mod mime;
 pub mod protocol;

@@ -14,5 +14,7 @@ mod secrets;
 // A real Dovecot started by the tests themselves (IMAP end-to-end tests).
 #[allow(dead_code)]
 mod dovecot;
+// test connectivity against the real Dovecot.
+mod connectivity;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

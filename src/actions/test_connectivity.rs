@@ -1,0 +1,103 @@
+//! `test connectivity`: connect, log in, list folders, examine the folder, log out, and
+//! report what was found (SPEC §3).
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    config::{AuthType, Config},
+    dispatch::echo_parameter,
+    imap::{MailSession, TransportInfo, connect_and_login},
+    protocol::{ActionResult, Status},
+};
+
+/// Run the test; a failure names the step and the server's words.
+pub fn run(parameter: &Map<String, Value>, config: &Config) -> ActionResult {
+    let echoed = echo_parameter(parameter);
+    match check(config) {
+        Ok(report) => {
+            tracing::info!("Connectivity test passed");
+            ActionResult {
+                status: Status::Success,
+                message: "Connectivity test passed".to_owned(),
+                parameter: echoed,
+                data: vec![report],
+                summary: Map::new(),
+            }
+        }
+        Err(reason) => ActionResult::failed(echoed, format!("Connectivity test failed: {reason}")),
+    }
+}
+
+fn check(config: &Config) -> Result<Value, String> {
+    let server = config
+        .require_server()
+        .map_err(|e| e.to_string())?
+        .to_owned();
+    if config.auth_type == AuthType::OAuth {
+        return Err(
+            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
+        );
+    }
+    config.require_credentials().map_err(|e| e.to_string())?;
+    let username = config.username.as_deref().unwrap_or_default();
+    let password = config
+        .password
+        .as_ref()
+        .map(crate::secret::Secret::expose)
+        .unwrap_or_default();
+    let options = super::connect_options(config, &server);
+    let (mut session, transport) =
+        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
+    let capabilities = session.capabilities().map_err(|e| e.to_string())?;
+    let folders = session.list_folders().map_err(|e| e.to_string())?;
+    tracing::info!("Got folder listing");
+    let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
+    tracing::info!("Selected folder '{}'", config.folder);
+    // A failed LOGOUT after a successful test is worth a warning, not a failure.
+    if let Err(e) = session.logout() {
+        tracing::warn!("{e}");
+    }
+    Ok(json!({
+        "server": server,
+        "port": options.port,
+        "transport": transport.mode,
+        "certificate": certificate_report(&transport),
+        "capabilities": capabilities,
+        "auth_mechanism": "LOGIN",
+        "folder_count": folders.len(),
+        "folder": config.folder,
+        "message_count": status.exists,
+        "uidvalidity": status.uid_validity,
+        "uidnext": status.uid_next,
+    }))
+}
+
+/// Subject, issuer, expiry and SHA-256 fingerprint of the server certificate.
+fn certificate_report(transport: &TransportInfo) -> Value {
+    let Some(der) = &transport.certificate_der else {
+        return Value::Null;
+    };
+    let Ok(certificate) = openssl::x509::X509::from_der(der) else {
+        return Value::Null;
+    };
+    let name = |n: &openssl::x509::X509NameRef| {
+        n.entries()
+            .map(|e| {
+                let key = e.object().nid().short_name().unwrap_or("?");
+                let value = e.data().to_string().unwrap_or_default();
+                format!("{key}={value}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fingerprint = certificate
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map(|d| crate::sdi::hex(&d))
+        .unwrap_or_default();
+    json!({
+        "subject": name(certificate.subject_name()),
+        "issuer": name(certificate.issuer_name()),
+        "not_after": certificate.not_after().to_string(),
+        "sha256_fingerprint": fingerprint,
+    })
+}
