@@ -8,6 +8,7 @@
 pub mod transport;
 
 use std::{
+    fmt::Write as _,
     io::{Read, Write},
     path::PathBuf,
 };
@@ -87,6 +88,21 @@ pub struct FolderStatus {
     pub uid_next: Option<u32>,
 }
 
+/// One message as fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedMessage {
+    /// Its UID.
+    pub uid: u32,
+    /// `RFC822.SIZE`.
+    pub size: u32,
+    /// The whole message (`BODY.PEEK[]`), or only its header block.
+    pub raw: Vec<u8>,
+}
+
+/// UIDs asked for in one `UID SEARCH`: a page of the UID space, so no answer line grows
+/// past what clients accept (the reference's single SEARCH broke on large folders).
+pub const SEARCH_PAGE: u32 = 10_000;
+
 /// The IMAP operations the actions need.
 pub trait MailSession {
     /// CAPABILITY.
@@ -95,8 +111,66 @@ pub trait MailSession {
     fn list_folders(&mut self) -> Result<Vec<String>, ImapError>;
     /// EXAMINE (read-only select) the folder named as the user typed it.
     fn examine(&mut self, folder: &str) -> Result<FolderStatus, ImapError>;
+    /// `UID SEARCH UID from:to`: the UIDs in that range, ascending (never one below
+    /// `from`, which RFC 3501 `n:*` semantics could return).
+    fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError>;
+    /// `UID FETCH <set> (UID RFC822.SIZE)`: sizes, to keep oversize mail from being
+    /// downloaded.
+    fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError>;
+    /// One `UID FETCH <set> (UID RFC822.SIZE BODY.PEEK[])` for the whole batch; PEEK so
+    /// nothing is marked read. UIDs the server no longer has are simply absent.
+    fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError>;
+    /// The header blocks only (`BODY.PEEK[HEADER]`), for oversize mail.
+    fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError>;
     /// LOGOUT.
     fn logout(&mut self) -> Result<(), ImapError>;
+}
+
+/// Every UID from `from` up to (not including) `uid_next`, searched page by page.
+pub fn search_all(
+    session: &mut dyn MailSession,
+    from: u32,
+    uid_next: u32,
+) -> Result<Vec<u32>, ImapError> {
+    let mut uids = Vec::new();
+    let mut start = from.max(1);
+    while start < uid_next {
+        let end = start.saturating_add(SEARCH_PAGE - 1).min(uid_next - 1);
+        uids.extend(session.search_uids(start, end)?);
+        start = end.saturating_add(1);
+        if end == u32::MAX {
+            break;
+        }
+    }
+    Ok(uids)
+}
+
+/// A UID set in IMAP syntax with runs compressed: `[1, 2, 3, 7, 9, 10]` is `1:3,7,9:10`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = if start == end {
+            write!(out, "{start}")
+        } else {
+            write!(out, "{start}:{end}")
+        };
+        i += 1;
+    }
+    out
 }
 
 /// The folder name as it goes on the wire: modified UTF-7 (`Entwürfe` is
@@ -196,8 +270,77 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
         })
     }
 
+    fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError> {
+        let found = self
+            .session
+            .uid_search(format!("UID {from}:{to}"))
+            .map_err(|e| command("search UIDs", &e))?;
+        let mut uids: Vec<u32> = found
+            .into_iter()
+            .filter(|&u| u >= from && u <= to)
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+        let fetches = self.fetch(uids, "(UID RFC822.SIZE)", "fetch message sizes")?;
+        Ok(fetches.into_iter().map(|m| (m.uid, m.size)).collect())
+    }
+
+    fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+        self.fetch(uids, "(UID RFC822.SIZE BODY.PEEK[])", "fetch messages")
+    }
+
+    fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+        self.fetch(
+            uids,
+            "(UID RFC822.SIZE BODY.PEEK[HEADER])",
+            "fetch message headers",
+        )
+    }
+
     fn logout(&mut self) -> Result<(), ImapError> {
         self.session.logout().map_err(|e| command("log out", &e))
+    }
+}
+
+impl<S: Read + Write> LiveSession<S> {
+    /// One `UID FETCH` for the whole set. Responses may come in any attribute order and
+    /// interleaved with unsolicited FETCH (flag changes) and EXISTS lines: only answers
+    /// that carry a UID we asked for count.
+    fn fetch(
+        &mut self,
+        uids: &[u32],
+        query: &str,
+        step: &str,
+    ) -> Result<Vec<FetchedMessage>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fetches = self
+            .session
+            .uid_fetch(uid_set(uids), query)
+            .map_err(|e| command(step, &e))?;
+        let mut out: Vec<FetchedMessage> = fetches
+            .iter()
+            .filter_map(|f| {
+                let uid = f.uid.filter(|u| uids.contains(u))?;
+                let raw = f
+                    .body()
+                    .or_else(|| f.header())
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                Some(FetchedMessage {
+                    uid,
+                    size: f.size.unwrap_or(0),
+                    raw,
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
     }
 }
 
@@ -231,6 +374,144 @@ pub fn connect_and_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::{cell::RefCell, io::Cursor, rc::Rc};
+
+    /// A scripted server: replies are read from `input`, what the client sends is kept.
+    struct Script {
+        input: Cursor<Vec<u8>>,
+        written: Rc<RefCell<Vec<u8>>>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn scripted(replies: &str) -> (LiveSession<Script>, Rc<RefCell<Vec<u8>>>) {
+        let written = Rc::new(RefCell::new(Vec::new()));
+        let script = Script {
+            input: Cursor::new(format!("a1 OK LOGIN completed\r\n{replies}").into_bytes()),
+            written: Rc::clone(&written),
+        };
+        let session = LiveSession::login(::imap::Client::new(script), "u", "p").unwrap();
+        (session, written)
+    }
+
+    fn sent(written: &Rc<RefCell<Vec<u8>>>) -> Vec<String> {
+        String::from_utf8(written.borrow().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn one_fetch_per_batch_in_any_attribute_order_ignoring_unsolicited_lines() {
+        let (mut session, written) = scripted(concat!(
+            "* 3 EXISTS\r\n",
+            "* 1 FETCH (RFC822.SIZE 5 UID 7 BODY[] {5}\r\nhello)\r\n",
+            "* 2 FETCH (FLAGS (\\Seen))\r\n",
+            "* 3 FETCH (UID 9 BODY[] {3}\r\nabc RFC822.SIZE 3)\r\n",
+            "a2 OK FETCH completed\r\n",
+        ));
+        let messages = session.fetch_messages(&[9, 7, 10]).unwrap();
+        assert_eq!(
+            sent(&written)[1],
+            "a2 UID FETCH 7,9:10 (UID RFC822.SIZE BODY.PEEK[])"
+        );
+        assert_eq!(
+            messages,
+            [
+                FetchedMessage {
+                    uid: 7,
+                    size: 5,
+                    raw: b"hello".to_vec()
+                },
+                FetchedMessage {
+                    uid: 9,
+                    size: 3,
+                    raw: b"abc".to_vec()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn search_never_returns_a_uid_below_the_range() {
+        // `UID 11:20` on a folder whose highest UID is 10 answers 10 (RFC 3501 n:* rule
+        // and some servers' reading of ranges).
+        let (mut session, written) = scripted("* SEARCH 10\r\na2 OK SEARCH completed\r\n");
+        assert_eq!(session.search_uids(11, 20).unwrap(), Vec::<u32>::new());
+        assert_eq!(sent(&written)[1], "a2 UID SEARCH UID 11:20");
+    }
+
+    /// Records the ranges searched; every UID in a range exists.
+    struct Ranges(Vec<(u32, u32)>);
+
+    impl MailSession for Ranges {
+        fn capabilities(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn list_folders(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn examine(&mut self, _: &str) -> Result<FolderStatus, ImapError> {
+            Ok(FolderStatus {
+                exists: 0,
+                uid_validity: None,
+                uid_next: None,
+            })
+        }
+        fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError> {
+            self.0.push((from, to));
+            Ok((from..=to).collect())
+        }
+        fn fetch_sizes(&mut self, _: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn fetch_messages(&mut self, _: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn fetch_headers(&mut self, _: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn logout(&mut self) -> Result<(), ImapError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn search_walks_the_uid_space_in_bounded_pages() {
+        let mut ranges = Ranges(Vec::new());
+        let uids = search_all(&mut ranges, 5, 25_003).unwrap();
+        assert_eq!(ranges.0, [(5, 10_004), (10_005, 20_004), (20_005, 25_002)]);
+        assert_eq!(uids.len(), 24_998);
+        let mut empty = Ranges(Vec::new());
+        assert!(search_all(&mut empty, 7, 7).unwrap().is_empty());
+        assert!(
+            empty.0.is_empty(),
+            "nothing to search when from == uid_next"
+        );
+    }
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
 
     #[test]
     fn folder_names_go_out_in_modified_utf7() {

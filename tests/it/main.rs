@@ -16,5 +16,7 @@ mod secrets;
 mod dovecot;
 // test connectivity against the real Dovecot.
 mod connectivity;
+// The IMAP session layer's search and fetch against the real Dovecot.
+mod session;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;
