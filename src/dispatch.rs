@@ -8,6 +8,8 @@ use crate::{
     actions,
     config::Config,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
+    state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
+    vault::{DirVault, MemoryVault, Vault},
 };
 
 /// What the run may know of its environment; `main` fills it so the core stays pure.
@@ -79,16 +81,37 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
         }
     };
     let label = container_label(&request.config);
+    // The poll opens its state once per run: the asset lock is held for the whole run.
+    let mut opened = None;
+    if action == Action::OnPoll {
+        match open_store(request, &config, env) {
+            Ok(store) => opened = Some(store),
+            Err(message) => {
+                tracing::error!("{message}");
+                return whole_run_failed(request, "state", message);
+            }
+        }
+    }
     let mut containers = Vec::new();
     let results: Vec<ActionResult> = request
         .parameters
         .iter()
-        .map(|parameter| match action {
-            Action::ParseEmail => {
+        .map(|parameter| match (action, opened.as_mut()) {
+            (Action::ParseEmail, _) => {
                 actions::parse_email::run(parameter, &config, label, env, &mut containers)
             }
-            Action::TestConnectivity => actions::test_connectivity::run(parameter, &config),
-            Action::GetEmail | Action::OnPoll => actions::not_available(action, parameter),
+            (Action::TestConnectivity, _) => actions::test_connectivity::run(parameter, &config),
+            (Action::OnPoll, Some(opened)) => {
+                let (store, vault) = opened.parts();
+                let mut ctx = actions::on_poll::PollContext {
+                    config: &config,
+                    label,
+                    store,
+                    vault,
+                };
+                actions::on_poll::run(parameter, &mut ctx, &mut containers)
+            }
+            (Action::GetEmail | Action::OnPoll, _) => actions::not_available(action, parameter),
         })
         .collect();
     for result in &results {
@@ -131,9 +154,49 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
         },
         action_results: results,
         containers,
-        state: request.state.clone(),
+        state: opened
+            .and_then(Opened::stateless_state)
+            .or_else(|| request.state.clone()),
         error: None,
     }
+}
+
+/// The state store and vault of a run: on disk under `data_dir`, or, for a stateless run
+/// (`state` in the request), in memory with nothing written anywhere.
+enum Opened {
+    /// Stateful: the `SQLite` store and the vault under `data_dir`.
+    Disk(SqliteStore, DirVault),
+    /// Stateless: state from and back to the request; attachments are hashed, not kept.
+    Memory(MemoryStore, MemoryVault),
+}
+
+impl Opened {
+    fn parts(&mut self) -> (&mut dyn StateStore, &mut dyn Vault) {
+        match self {
+            Opened::Disk(store, vault) => (store, vault),
+            Opened::Memory(store, vault) => (store, vault),
+        }
+    }
+
+    /// The new state to hand back, for a stateless run.
+    fn stateless_state(self) -> Option<Value> {
+        match self {
+            Opened::Disk(..) => None,
+            Opened::Memory(store, _) => Some(store.to_json()),
+        }
+    }
+}
+
+fn open_store(request: &Request, config: &Config, env: &RunEnv) -> Result<Opened, String> {
+    if let Some(state) = &request.state {
+        let folder_hash = crate::sdi::md5_hex(config.folder.as_bytes());
+        let store = MemoryStore::from_json(state, &folder_hash).map_err(|e| e.to_string())?;
+        return Ok(Opened::Memory(store, MemoryVault::default()));
+    }
+    let data_dir = env.data_dir(config)?;
+    let store = SqliteStore::open(&data_dir, &request.asset_id, DEFAULT_LOCK_WAIT)
+        .map_err(|e| e.to_string())?;
+    Ok(Opened::Disk(store, DirVault::new(&data_dir)))
 }
 
 /// The label platforms ask containers to carry (`config.ingest.container_label`), else

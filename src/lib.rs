@@ -22,4 +22,5 @@ pub mod mime;
 pub mod protocol;
 pub mod sdi;
 pub mod secret;
+pub mod state;
 pub mod vault;

@@ -1,6 +1,8 @@
 //! The actions, one small orchestrator each.
 
+pub mod on_poll;
 pub mod parse_email;
+pub mod poll_plan;
 pub mod test_connectivity;
 
 use serde_json::{Map, Value};

@@ -99,7 +99,7 @@ fn invalid_config_fails_the_action_naming_key_value_and_expectation() {
 
 #[test]
 fn imap_actions_say_they_are_not_available_yet() {
-    for identifier in ["get_email", "on_poll"] {
+    for identifier in ["get_email"] {
         let run = run_json(
             &json!({"identifier": identifier, "config": {"server": "imap.example.com"}}),
             home().path(),

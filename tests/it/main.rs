@@ -18,5 +18,7 @@ mod dovecot;
 mod connectivity;
 // The IMAP session layer's search and fetch against the real Dovecot.
 mod session;
+// on poll against the real Dovecot.
+mod poll;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

@@ -1,0 +1,568 @@
+//! `on poll`: ingest new mail of the asset's folder as containers (SPEC §3).
+//!
+//! Crash safety comes from one rule: every batch commits its containers together with a
+//! folder state in which the position already covers the whole poll but every UID of
+//! the poll not yet processed sits in the pending queue. Killed at any instant, the
+//! next poll finds unprocessed mail queued (never skipped) and processed mail in the
+//! ledger (never duplicated).
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    connect_options,
+    poll_plan::{Plan, plan},
+};
+use crate::{
+    config::{AuthType, Config, IngestManner},
+    container::{BuildOptions, Container, EmailSource, build_container},
+    dispatch::echo_parameter,
+    extract::ExtractOptions,
+    imap::{FetchedMessage, LiveSession, MailSession, Transport, connect_and_login, search_all},
+    protocol::{ActionResult, Status},
+    sdi::{hex, md5_hex},
+    state::{
+        BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, NewLedgerEntry, Position,
+        StateStore, VaultFile,
+    },
+    vault::Vault,
+};
+
+/// `container_count` of a scheduled poll (the platform's "no limit").
+pub const SCHEDULED: u64 = 4_294_967_295;
+/// Messages per `UID FETCH`: memory is bounded by one batch, not by the mailbox.
+const BATCH_MESSAGES: usize = 50;
+/// Bytes per `UID FETCH`, from the size probe.
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What the poll did, for `summary`.
+#[derive(Debug, Default)]
+struct Tally {
+    found: usize,
+    ingested: usize,
+    duplicates: usize,
+    failed: Vec<FailedUid>,
+    artifacts: usize,
+    bytes: u64,
+    vanished: usize,
+}
+
+/// Where the run keeps its attachments; the vault directory for stateful runs.
+pub struct PollContext<'a> {
+    /// The asset configuration.
+    pub config: &'a Config,
+    /// The container label.
+    pub label: &'a str,
+    /// Poll state, ledger and tokens.
+    pub store: &'a mut dyn StateStore,
+    /// Where attachments go.
+    pub vault: &'a mut dyn Vault,
+}
+
+/// Run one poll for one parameter object.
+pub fn run(
+    parameter: &Map<String, Value>,
+    ctx: &mut PollContext<'_>,
+    containers: &mut Vec<Container>,
+) -> ActionResult {
+    let echoed = echo_parameter(parameter);
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let outcome = poll(parameter, ctx, containers, &mut tally);
+    let elapsed = started.elapsed();
+    tracing::info!("Time taken: {}", clock(elapsed));
+    let summary = summary(&tally, elapsed);
+    match outcome {
+        Ok(note) => ActionResult {
+            status: Status::Success,
+            message: format!(
+                "Ingested {} new emails ({} already ingested, {} failed){note}",
+                tally.ingested,
+                tally.duplicates,
+                tally.failed.len()
+            ),
+            parameter: echoed,
+            data: Vec::new(),
+            summary,
+        },
+        Err(reason) => {
+            let mut result = ActionResult::failed(echoed, format!("Poll failed: {reason}"));
+            result.summary = summary;
+            result
+        }
+    }
+}
+
+fn summary(tally: &Tally, elapsed: Duration) -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "emails_found": tally.found,
+        "emails_ingested": tally.ingested,
+        "duplicates_skipped": tally.duplicates,
+        "emails_failed": tally.failed.len(),
+        "failed": tally.failed,
+        "emails_vanished": tally.vanished,
+        "artifacts": tally.artifacts,
+        "bytes_fetched": tally.bytes,
+        "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+    }) else {
+        return Map::new();
+    };
+    map
+}
+
+/// `H:MM:SS`, as the reference's "Time taken" line.
+fn clock(elapsed: Duration) -> String {
+    let s = elapsed.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `container_count`: absent or 4294967295 means a scheduled poll; otherwise Poll Now
+/// with that limit.
+fn poll_now_limit(parameter: &Map<String, Value>) -> Result<Option<usize>, String> {
+    let bad = |v: &Value| format!("parameters.container_count must be a positive integer, got {v}");
+    let count = match parameter.get("container_count") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v @ Value::Number(n)) => n.as_u64().filter(|&n| n > 0).ok_or_else(|| bad(v))?,
+        Some(v @ Value::String(s)) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(v))?,
+        Some(other) => return Err(bad(other)),
+    };
+    if count == SCHEDULED {
+        Ok(None)
+    } else {
+        Ok(Some(usize::try_from(count).unwrap_or(usize::MAX)))
+    }
+}
+
+/// The folder being polled, as EXAMINE found it.
+struct Folder {
+    hash: String,
+    uidvalidity: u32,
+    uid_next: u32,
+}
+
+/// What the poll takes, and the folder state it started from (`None` for Poll Now,
+/// which never moves the position).
+struct Selection {
+    plan: Plan,
+    position: Option<Position>,
+    failed: Vec<FailedUid>,
+    note: String,
+}
+
+fn poll(
+    parameter: &Map<String, Value>,
+    ctx: &mut PollContext<'_>,
+    containers: &mut Vec<Container>,
+    tally: &mut Tally,
+) -> Result<String, String> {
+    let config = ctx.config;
+    let poll_now = poll_now_limit(parameter)?;
+    let mut session = open_session(config)?;
+    let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
+    tracing::info!("Selected folder '{}'", config.folder);
+    let folder = Folder {
+        hash: md5_hex(config.folder.as_bytes()),
+        uidvalidity: status
+            .uid_validity
+            .filter(|&v| v != LEGACY_UIDVALIDITY)
+            .ok_or_else(|| {
+                format!(
+                    "the server sent no UIDVALIDITY for folder {:?}",
+                    config.folder
+                )
+            })?,
+        uid_next: status.uid_next.unwrap_or(u32::MAX),
+    };
+    let selection = match poll_now {
+        Some(limit) => {
+            tracing::info!("POLL NOW Getting {limit} most recent email uid(s)");
+            let all = search_all(&mut session, 1, folder.uid_next).map_err(|e| e.to_string())?;
+            let plan = plan(&all, &[], 1, limit, config.ingest_manner);
+            Selection {
+                plan,
+                position: None,
+                failed: Vec::new(),
+                note: String::new(),
+            }
+        }
+        None => select_scheduled(&mut session, &*ctx.store, config, &folder)?,
+    };
+    tally.found = selection.plan.take.len();
+    ingest_selection(&mut session, ctx, &folder, &selection, containers, tally)?;
+    if let Err(e) = session.logout() {
+        tracing::warn!("{e}");
+    }
+    Ok(selection.note)
+}
+
+/// Connect, log in and list folders, with the reference's progress lines.
+fn open_session(config: &Config) -> Result<LiveSession<Transport>, String> {
+    let server = config
+        .require_server()
+        .map_err(|e| e.to_string())?
+        .to_owned();
+    if config.auth_type == AuthType::OAuth {
+        return Err(
+            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
+        );
+    }
+    config.require_credentials().map_err(|e| e.to_string())?;
+    let options = connect_options(config, &server);
+    let username = config.username.as_deref().unwrap_or_default();
+    let password = config
+        .password
+        .as_ref()
+        .map(crate::secret::Secret::expose)
+        .unwrap_or_default();
+    let (mut session, _) =
+        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
+    session.list_folders().map_err(|e| e.to_string())?;
+    tracing::info!("Got folder listing");
+    Ok(session)
+}
+
+/// A scheduled poll: from the saved position of this folder and UIDVALIDITY (or a
+/// legacy one, or the start of the folder after a UIDVALIDITY change, or a first run).
+fn select_scheduled(
+    session: &mut dyn MailSession,
+    store: &dyn StateStore,
+    config: &Config,
+    folder: &Folder,
+) -> Result<Selection, String> {
+    let err = |e: crate::state::StateError| e.to_string();
+    let mut note = String::new();
+    let saved = store
+        .position(&folder.hash, folder.uidvalidity)
+        .map_err(err)?;
+    let (position, pending) = if let Some(position) = saved {
+        (
+            position,
+            store
+                .pending(&folder.hash, folder.uidvalidity)
+                .map_err(err)?,
+        )
+    } else if let Some(legacy) = store
+        .position(&folder.hash, LEGACY_UIDVALIDITY)
+        .map_err(err)?
+    {
+        (legacy, Vec::new())
+    } else if let Some(old) = store.known_uidvalidities(&folder.hash).map_err(err)?.last() {
+        // The old UIDs mean nothing now: take the folder from the start; the ledger
+        // recognises mail already ingested, so nothing is duplicated.
+        let new = folder.uidvalidity;
+        note = format!(
+            "; UIDVALIDITY of folder {:?} changed from {old} to {new}",
+            config.folder
+        );
+        tracing::warn!(
+            "UIDVALIDITY of folder '{}' changed from {old} to {new}: polling it from the start; mail already ingested is recognised and not duplicated",
+            config.folder
+        );
+        (
+            Position {
+                next_uid: 1,
+                first_run_done: true,
+            },
+            Vec::new(),
+        )
+    } else {
+        tracing::info!("First time Ingestion detected.");
+        (Position::default(), Vec::new())
+    };
+    let limit = if position.first_run_done {
+        config.max_emails
+    } else {
+        config.first_run_max_emails
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match config.ingest_manner {
+        IngestManner::LatestFirst => {
+            tracing::info!(
+                "Getting {limit} MOST RECENT emails uids since uid(inclusive) {}",
+                position.next_uid
+            );
+        }
+        IngestManner::OldestFirst => {
+            tracing::info!(
+                "Getting NEXT {limit} email uids since uid(inclusive) {}",
+                position.next_uid
+            );
+        }
+    }
+    let new = search_all(session, position.next_uid, folder.uid_next).map_err(|e| e.to_string())?;
+    let failed = store
+        .failed(&folder.hash, folder.uidvalidity)
+        .map_err(err)?;
+    let plan = plan(
+        &new,
+        &pending,
+        position.next_uid,
+        limit,
+        config.ingest_manner,
+    );
+    Ok(Selection {
+        plan,
+        position: Some(position),
+        failed,
+        note,
+    })
+}
+
+/// Fetch and ingest the selection batch by batch, committing each batch's containers
+/// with the folder state that covers them.
+fn ingest_selection(
+    session: &mut dyn MailSession,
+    ctx: &mut PollContext<'_>,
+    folder: &Folder,
+    selection: &Selection,
+    containers: &mut Vec<Container>,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let Selection { plan, position, .. } = selection;
+    let mut remaining: BTreeSet<u32> = plan.take.iter().copied().collect();
+    let mut failed = selection.failed.clone();
+    let batches: Vec<&[u32]> = plan.take.chunks(BATCH_MESSAGES).collect();
+    if batches.is_empty() && position.is_some() {
+        // A successful poll with nothing to take still spends the first run.
+        let progress = Some(progress(plan, &remaining, &failed, true));
+        commit(ctx.store, folder, Vec::new(), progress)?;
+    }
+    for (index, uids) in batches.iter().enumerate() {
+        let fetched = fetch_batch(session, uids, ctx.config.max_email_size_mb, tally)?;
+        let mut entries = Vec::new();
+        // One durable reservation per batch; ids of duplicates are simply never used.
+        let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+        let mut ids = ctx
+            .store
+            .reserve_container_ids(count)
+            .map_err(|e| e.to_string())?;
+        for &uid in *uids {
+            remaining.remove(&uid);
+            let Some((message, oversize)) = fetched.iter().find(|(m, _)| m.uid == uid) else {
+                // Expunged between search and fetch: nothing to ingest, nothing lost.
+                tally.vanished += 1;
+                continue;
+            };
+            tracing::info!("Parsing email uid: {uid}");
+            match ingest(ctx, message, *oversize, &mut ids) {
+                Ok(Ingested::New(entry)) => {
+                    tally.ingested += 1;
+                    tally.artifacts += entry.container.artifacts.len();
+                    entries.push(entry);
+                }
+                Ok(Ingested::Duplicate(container)) => {
+                    tally.duplicates += 1;
+                    containers.extend(container);
+                }
+                Err(reason) => {
+                    tracing::error!("email uid {uid} failed: {reason}");
+                    let failure = FailedUid {
+                        uid,
+                        reason,
+                        attempts: 1,
+                    };
+                    tally.failed.push(failure.clone());
+                    failed.retain(|f| f.uid != uid);
+                    failed.push(failure);
+                }
+            }
+        }
+        let last = index + 1 == batches.len();
+        let progress = position.map(|_| progress(plan, &remaining, &failed, last));
+        let new_containers: Vec<Container> = entries.iter().map(|e| e.container.clone()).collect();
+        commit(ctx.store, folder, entries, progress)?;
+        containers.extend(new_containers);
+    }
+    Ok(())
+}
+
+/// The folder's state after a batch: the final position and queue, with every UID of
+/// this poll not processed yet added to the queue.
+fn progress(
+    plan: &Plan,
+    remaining: &BTreeSet<u32>,
+    failed: &[FailedUid],
+    finished: bool,
+) -> FolderProgress {
+    let mut pending: Vec<u32> = plan.pending.iter().chain(remaining).copied().collect();
+    pending.sort_unstable();
+    pending.dedup();
+    let mut failed = failed.to_vec();
+    failed.sort_by_key(|f| f.uid);
+    FolderProgress {
+        position: Position {
+            next_uid: plan.next_uid,
+            first_run_done: finished,
+        },
+        pending,
+        failed,
+    }
+}
+
+fn commit(
+    store: &mut dyn StateStore,
+    folder: &Folder,
+    entries: Vec<NewLedgerEntry>,
+    progress: Option<FolderProgress>,
+) -> Result<(), String> {
+    if entries.is_empty() && progress.is_none() {
+        return Ok(());
+    }
+    let batch = BatchCommit {
+        folder_hash: folder.hash.clone(),
+        uidvalidity: folder.uidvalidity,
+        entries,
+        progress,
+    };
+    store.commit_batch(&batch).map_err(|e| e.to_string())
+}
+
+/// UIDs with their `RFC822.SIZE`.
+type Sizes = Vec<(u32, u32)>;
+
+/// Fetch one batch: sizes first, then whole messages within the size limit and header
+/// blocks of the others, one `UID FETCH` each.
+fn fetch_batch(
+    session: &mut dyn MailSession,
+    uids: &[u32],
+    max_email_size_mb: u64,
+    tally: &mut Tally,
+) -> Result<Vec<(FetchedMessage, bool)>, String> {
+    let limit = max_email_size_mb.saturating_mul(1024 * 1024);
+    let sizes = session.fetch_sizes(uids).map_err(|e| e.to_string())?;
+    let (small, large): (Sizes, Sizes) =
+        sizes.into_iter().partition(|&(_, s)| u64::from(s) <= limit);
+    let mut out = Vec::new();
+    // Split by bytes too, so one batch of large messages stays bounded in memory.
+    let mut chunk = Vec::new();
+    let mut chunk_bytes = 0u64;
+    for (index, &(uid, size)) in small.iter().enumerate() {
+        chunk.push(uid);
+        chunk_bytes += u64::from(size);
+        if chunk_bytes >= BATCH_BYTES || index + 1 == small.len() {
+            for m in session.fetch_messages(&chunk).map_err(|e| e.to_string())? {
+                tally.bytes += m.raw.len() as u64;
+                out.push((m, false));
+            }
+            chunk.clear();
+            chunk_bytes = 0;
+        }
+    }
+    let large_uids: Vec<u32> = large.iter().map(|&(u, _)| u).collect();
+    for mut m in session
+        .fetch_headers(&large_uids)
+        .map_err(|e| e.to_string())?
+    {
+        if let Some(&(_, size)) = large.iter().find(|(u, _)| *u == m.uid) {
+            m.size = size;
+        }
+        tally.bytes += m.raw.len() as u64;
+        out.push((m, true));
+    }
+    Ok(out)
+}
+
+enum Ingested {
+    New(NewLedgerEntry),
+    /// Already in the ledger (the container, when the ledger keeps it).
+    Duplicate(Option<Container>),
+}
+
+fn ingest(
+    ctx: &mut PollContext<'_>,
+    message: &FetchedMessage,
+    oversize: bool,
+    ids: &mut std::ops::Range<i64>,
+) -> Result<Ingested, String> {
+    let config = ctx.config;
+    let sha256 = hex(&Sha256::digest(&message.raw));
+    let message_id = mail_parser::MessageParser::default()
+        .parse_headers(&message.raw)
+        .and_then(|m| m.message_id().map(str::to_owned));
+    if let Some(existing) = ctx
+        .store
+        .find_by_message(message_id.as_deref(), &sha256)
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(Ingested::Duplicate(existing.container.map(|mut c| {
+            c.duplicate = true;
+            c
+        })));
+    }
+    let id = match ids.next() {
+        Some(id) => id,
+        None => ctx.store.next_container_id().map_err(|e| e.to_string())?,
+    };
+    let options = BuildOptions {
+        extract: ExtractOptions {
+            urls: config.extract.urls,
+            domains: config.extract.domains,
+            ips: config.extract.ips,
+            hashes: config.extract.hashes,
+        },
+        attachments: config.extract.attachments,
+        add_body_to_header_artifacts: config.add_body_to_header_artifacts,
+        ..BuildOptions::default()
+    };
+    let source = EmailSource {
+        raw: &message.raw,
+        email_id: u64::from(message.uid),
+        folder: &config.folder,
+        container_id: Some(id),
+        label: ctx.label,
+    };
+    let vault = &mut *ctx.vault;
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        build_container(&source, &options, vault)
+    }))
+    .map_err(|_| {
+        "internal error while parsing (a bug: please report it with the email)".to_owned()
+    })?;
+    let mut container = built.map_err(|e| e.to_string())?;
+    if oversize {
+        container.data.parse_warnings.push(format!(
+            "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",
+            message.size, config.max_email_size_mb
+        ));
+    }
+    let vault_files = VaultFile::from_container(&container);
+    Ok(Ingested::New(NewLedgerEntry {
+        uid: message.uid,
+        message_id,
+        sha256,
+        container,
+        vault_files,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_count_tells_poll_now_from_scheduled() {
+        let p = |v: Value| poll_now_limit(v.as_object().unwrap());
+        assert_eq!(p(json!({})), Ok(None));
+        assert_eq!(p(json!({"container_count": 4_294_967_295_u64})), Ok(None));
+        assert_eq!(p(json!({"container_count": "4294967295"})), Ok(None));
+        assert_eq!(p(json!({"container_count": 10})), Ok(Some(10)));
+        assert!(p(json!({"container_count": 0})).is_err());
+        assert!(p(json!({"container_count": "lots"})).is_err());
+    }
+
+    #[test]
+    fn time_taken_reads_like_the_reference() {
+        assert_eq!(clock(Duration::from_secs(5)), "0:00:05");
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+    }
+}
