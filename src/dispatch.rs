@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::{
     actions,
     config::Config,
+    container::Container,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
     state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
     vault::{DirVault, MemoryVault, Vault},
@@ -83,7 +84,7 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
     let label = container_label(&request.config);
     // The poll opens its state once per run: the asset lock is held for the whole run.
     let mut opened = None;
-    if action == Action::OnPoll {
+    if matches!(action, Action::OnPoll | Action::GetEmail) {
         match open_store(request, &config, env) {
             Ok(store) => opened = Some(store),
             Err(message) => {
@@ -96,22 +97,13 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
     let results: Vec<ActionResult> = request
         .parameters
         .iter()
-        .map(|parameter| match (action, opened.as_mut()) {
-            (Action::ParseEmail, _) => {
-                actions::parse_email::run(parameter, &config, label, env, &mut containers)
-            }
-            (Action::TestConnectivity, _) => actions::test_connectivity::run(parameter, &config),
-            (Action::OnPoll, Some(opened)) => {
-                let (store, vault) = opened.parts();
-                let mut ctx = actions::on_poll::PollContext {
-                    config: &config,
-                    label,
-                    store,
-                    vault,
-                };
-                actions::on_poll::run(parameter, &mut ctx, &mut containers)
-            }
-            (Action::GetEmail | Action::OnPoll, _) => actions::not_available(action, parameter),
+        .map(|parameter| {
+            let run = Run {
+                config: &config,
+                label,
+                env,
+            };
+            run.one(action, parameter, opened.as_mut(), &mut containers)
         })
         .collect();
     for result in &results {
@@ -158,6 +150,51 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
             .and_then(Opened::stateless_state)
             .or_else(|| request.state.clone()),
         error: None,
+    }
+}
+
+/// What every parameter object of a run shares.
+struct Run<'a> {
+    config: &'a Config,
+    label: &'a str,
+    env: &'a RunEnv,
+}
+
+impl Run<'_> {
+    /// Run the action for one parameter object.
+    fn one(
+        &self,
+        action: Action,
+        parameter: &Map<String, Value>,
+        opened: Option<&mut Opened>,
+        containers: &mut Vec<Container>,
+    ) -> ActionResult {
+        let config = self.config;
+        match (action, opened) {
+            (Action::ParseEmail, _) => {
+                actions::parse_email::run(parameter, config, self.label, self.env, containers)
+            }
+            (Action::TestConnectivity, _) => actions::test_connectivity::run(parameter, config),
+            (Action::OnPoll | Action::GetEmail, Some(opened)) => {
+                let (store, vault) = opened.parts();
+                let mut ctx = actions::ingest::IngestContext {
+                    config,
+                    label: self.label,
+                    store,
+                    vault,
+                };
+                if action == Action::OnPoll {
+                    actions::on_poll::run(parameter, &mut ctx, containers)
+                } else {
+                    actions::get_email::run(parameter, &mut ctx, containers)
+                }
+            }
+            // The store is opened before the parameters run for these actions.
+            (Action::GetEmail | Action::OnPoll, None) => ActionResult::failed(
+                echo_parameter(parameter),
+                "internal error: no state store was opened",
+            ),
+        }
     }
 }
 

@@ -1,18 +1,18 @@
 //! The actions, one small orchestrator each.
 
+pub mod get_email;
+pub mod ingest;
 pub mod on_poll;
 pub mod parse_email;
 pub mod poll_plan;
 pub mod test_connectivity;
-
-use serde_json::{Map, Value};
 
 use std::time::Duration;
 
 use crate::{
     config::{AuthType, Config},
     imap::{ConnectOptions, Security},
-    protocol::{Action, ActionResult},
+    protocol::Action,
 };
 
 /// How to reach the server, from the asset configuration: implicit TLS with `use_ssl`
@@ -48,15 +48,4 @@ pub fn parameters(action: Action) -> &'static [&'static str] {
         ],
         Action::ParseEmail => parse_email::PARAMETERS,
     }
-}
-
-/// The answer of the IMAP actions until the IMAP layer lands.
-pub fn not_available(action: Action, parameter: &Map<String, Value>) -> ActionResult {
-    ActionResult::failed(
-        crate::dispatch::echo_parameter(parameter),
-        format!(
-            "{} is not available before IMAP support: this build can only run \"parse email\"",
-            action.name()
-        ),
-    )
 }

@@ -12,25 +12,22 @@ use std::{
 };
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::{
-    connect_options,
+    ingest::{IngestContext, Ingested, ingest, open_session},
     poll_plan::{Plan, plan},
 };
 use crate::{
-    config::{AuthType, Config, IngestManner},
-    container::{BuildOptions, Container, EmailSource, build_container},
+    config::{Config, IngestManner},
+    container::Container,
     dispatch::echo_parameter,
-    extract::ExtractOptions,
-    imap::{FetchedMessage, LiveSession, MailSession, Transport, connect_and_login, search_all},
+    imap::{FetchedMessage, MailSession, search_all},
     protocol::{ActionResult, Status},
-    sdi::{hex, md5_hex},
+    sdi::md5_hex,
     state::{
         BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, NewLedgerEntry, Position,
-        StateStore, VaultFile,
+        StateStore,
     },
-    vault::Vault,
 };
 
 /// `container_count` of a scheduled poll (the platform's "no limit").
@@ -52,22 +49,10 @@ struct Tally {
     vanished: usize,
 }
 
-/// Where the run keeps its attachments; the vault directory for stateful runs.
-pub struct PollContext<'a> {
-    /// The asset configuration.
-    pub config: &'a Config,
-    /// The container label.
-    pub label: &'a str,
-    /// Poll state, ledger and tokens.
-    pub store: &'a mut dyn StateStore,
-    /// Where attachments go.
-    pub vault: &'a mut dyn Vault,
-}
-
 /// Run one poll for one parameter object.
 pub fn run(
     parameter: &Map<String, Value>,
-    ctx: &mut PollContext<'_>,
+    ctx: &mut IngestContext<'_>,
     containers: &mut Vec<Container>,
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
@@ -161,7 +146,7 @@ struct Selection {
 
 fn poll(
     parameter: &Map<String, Value>,
-    ctx: &mut PollContext<'_>,
+    ctx: &mut IngestContext<'_>,
     containers: &mut Vec<Container>,
     tally: &mut Tally,
 ) -> Result<String, String> {
@@ -203,32 +188,6 @@ fn poll(
         tracing::warn!("{e}");
     }
     Ok(selection.note)
-}
-
-/// Connect, log in and list folders, with the reference's progress lines.
-fn open_session(config: &Config) -> Result<LiveSession<Transport>, String> {
-    let server = config
-        .require_server()
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    if config.auth_type == AuthType::OAuth {
-        return Err(
-            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
-        );
-    }
-    config.require_credentials().map_err(|e| e.to_string())?;
-    let options = connect_options(config, &server);
-    let username = config.username.as_deref().unwrap_or_default();
-    let password = config
-        .password
-        .as_ref()
-        .map(crate::secret::Secret::expose)
-        .unwrap_or_default();
-    let (mut session, _) =
-        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
-    session.list_folders().map_err(|e| e.to_string())?;
-    tracing::info!("Got folder listing");
-    Ok(session)
 }
 
 /// A scheduled poll: from the saved position of this folder and UIDVALIDITY (or a
@@ -322,7 +281,7 @@ fn select_scheduled(
 /// with the folder state that covers them.
 fn ingest_selection(
     session: &mut dyn MailSession,
-    ctx: &mut PollContext<'_>,
+    ctx: &mut IngestContext<'_>,
     folder: &Folder,
     selection: &Selection,
     containers: &mut Vec<Container>,
@@ -354,13 +313,13 @@ fn ingest_selection(
                 continue;
             };
             tracing::info!("Parsing email uid: {uid}");
-            match ingest(ctx, message, *oversize, &mut ids) {
+            match ingest(ctx, message, &ctx.config.folder, *oversize, &mut ids) {
                 Ok(Ingested::New(entry)) => {
                     tally.ingested += 1;
                     tally.artifacts += entry.container.artifacts.len();
                     entries.push(entry);
                 }
-                Ok(Ingested::Duplicate(container)) => {
+                Ok(Ingested::Duplicate(container, _)) => {
                     tally.duplicates += 1;
                     containers.extend(container);
                 }
@@ -470,79 +429,6 @@ fn fetch_batch(
         out.push((m, true));
     }
     Ok(out)
-}
-
-enum Ingested {
-    New(NewLedgerEntry),
-    /// Already in the ledger (the container, when the ledger keeps it).
-    Duplicate(Option<Container>),
-}
-
-fn ingest(
-    ctx: &mut PollContext<'_>,
-    message: &FetchedMessage,
-    oversize: bool,
-    ids: &mut std::ops::Range<i64>,
-) -> Result<Ingested, String> {
-    let config = ctx.config;
-    let sha256 = hex(&Sha256::digest(&message.raw));
-    let message_id = mail_parser::MessageParser::default()
-        .parse_headers(&message.raw)
-        .and_then(|m| m.message_id().map(str::to_owned));
-    if let Some(existing) = ctx
-        .store
-        .find_by_message(message_id.as_deref(), &sha256)
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(Ingested::Duplicate(existing.container.map(|mut c| {
-            c.duplicate = true;
-            c
-        })));
-    }
-    let id = match ids.next() {
-        Some(id) => id,
-        None => ctx.store.next_container_id().map_err(|e| e.to_string())?,
-    };
-    let options = BuildOptions {
-        extract: ExtractOptions {
-            urls: config.extract.urls,
-            domains: config.extract.domains,
-            ips: config.extract.ips,
-            hashes: config.extract.hashes,
-        },
-        attachments: config.extract.attachments,
-        add_body_to_header_artifacts: config.add_body_to_header_artifacts,
-        ..BuildOptions::default()
-    };
-    let source = EmailSource {
-        raw: &message.raw,
-        email_id: u64::from(message.uid),
-        folder: &config.folder,
-        container_id: Some(id),
-        label: ctx.label,
-    };
-    let vault = &mut *ctx.vault;
-    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_container(&source, &options, vault)
-    }))
-    .map_err(|_| {
-        "internal error while parsing (a bug: please report it with the email)".to_owned()
-    })?;
-    let mut container = built.map_err(|e| e.to_string())?;
-    if oversize {
-        container.data.parse_warnings.push(format!(
-            "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",
-            message.size, config.max_email_size_mb
-        ));
-    }
-    let vault_files = VaultFile::from_container(&container);
-    Ok(Ingested::New(NewLedgerEntry {
-        uid: message.uid,
-        message_id,
-        sha256,
-        container,
-        vault_files,
-    }))
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     config::Config,
-    container::{BuildOptions, Container, EmailSource, build_container},
+    container::{Container, EmailSource, build_container},
     dispatch::{RunEnv, echo_parameter},
-    extract::ExtractOptions,
     protocol::{ActionResult, Status, json_type, show},
     vault::DirVault,
 };
@@ -65,17 +64,7 @@ fn parse_one(
     let email_id = email_id(parameter)?;
     let folder = folder(parameter, config)?;
     tracing::info!("Parsing email uid: {email_id}");
-    let options = BuildOptions {
-        extract: ExtractOptions {
-            urls: config.extract.urls,
-            domains: config.extract.domains,
-            ips: config.extract.ips,
-            hashes: config.extract.hashes,
-        },
-        attachments: config.extract.attachments,
-        add_body_to_header_artifacts: config.add_body_to_header_artifacts,
-        ..BuildOptions::default()
-    };
+    let options = super::ingest::build_options(config);
     let data_dir = env.data_dir(config)?;
     let mut vault = DirVault::new(&data_dir);
     let source = EmailSource {

@@ -98,16 +98,17 @@ fn invalid_config_fails_the_action_naming_key_value_and_expectation() {
 }
 
 #[test]
-fn imap_actions_say_they_are_not_available_yet() {
-    for identifier in ["get_email"] {
+fn get_email_refuses_an_id_that_is_not_a_plain_uid() {
+    for id in [json!("1:*"), json!("5 OR 6"), json!(0), json!(-1)] {
         let run = run_json(
-            &json!({"identifier": identifier, "config": {"server": "imap.example.com"}}),
+            &json!({"identifier": "get_email", "config": {"server": "imap.example.com", "username": "u", "password": "p"},
+                    "parameters": [{"id": id}]}),
             home().path(),
         );
-        assert_eq!(run.code, 1, "{identifier}");
+        assert_eq!(run.code, 1, "{id}");
         let message = run.json()["message"].as_str().unwrap().to_owned();
         assert!(
-            message.contains("not available before IMAP support"),
+            message.starts_with("parameters.id must be a positive integer, got "),
             "{message}"
         );
     }

@@ -20,5 +20,7 @@ mod connectivity;
 mod session;
 // on poll against the real Dovecot.
 mod poll;
+// get email against the real Dovecot.
+mod get_email;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

@@ -1,0 +1,141 @@
+//! What `on poll` and `get email` share: opening a session, and turning one fetched
+//! message into a new ledger entry or recognising it as already ingested.
+
+use sha2::{Digest as _, Sha256};
+
+use super::connect_options;
+use crate::{
+    config::{AuthType, Config},
+    container::{BuildOptions, Container, EmailSource, build_container},
+    extract::ExtractOptions,
+    imap::{FetchedMessage, LiveSession, MailSession, Transport, connect_and_login},
+    sdi::hex,
+    state::{NewLedgerEntry, StateStore, VaultFile},
+    vault::Vault,
+};
+
+/// What an ingesting action works with.
+pub struct IngestContext<'a> {
+    /// The asset configuration.
+    pub config: &'a Config,
+    /// The container label.
+    pub label: &'a str,
+    /// Poll state, ledger and tokens.
+    pub store: &'a mut dyn StateStore,
+    /// Where attachments go.
+    pub vault: &'a mut dyn Vault,
+}
+
+/// The pipeline options from the asset's `extract_*` and body flags.
+pub fn build_options(config: &Config) -> BuildOptions {
+    BuildOptions {
+        extract: ExtractOptions {
+            urls: config.extract.urls,
+            domains: config.extract.domains,
+            ips: config.extract.ips,
+            hashes: config.extract.hashes,
+        },
+        attachments: config.extract.attachments,
+        add_body_to_header_artifacts: config.add_body_to_header_artifacts,
+        ..BuildOptions::default()
+    }
+}
+
+/// Connect, log in and list folders, with the reference's progress lines.
+pub fn open_session(config: &Config) -> Result<LiveSession<Transport>, String> {
+    let server = config
+        .require_server()
+        .map_err(|e| e.to_string())?
+        .to_owned();
+    if config.auth_type == AuthType::OAuth {
+        return Err(
+            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
+        );
+    }
+    config.require_credentials().map_err(|e| e.to_string())?;
+    let options = connect_options(config, &server);
+    let username = config.username.as_deref().unwrap_or_default();
+    let password = config
+        .password
+        .as_ref()
+        .map(crate::secret::Secret::expose)
+        .unwrap_or_default();
+    let (mut session, _) =
+        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
+    session.list_folders().map_err(|e| e.to_string())?;
+    tracing::info!("Got folder listing");
+    Ok(session)
+}
+
+/// The outcome of ingesting one message.
+pub enum Ingested {
+    /// A new container, to commit to the ledger.
+    New(NewLedgerEntry),
+    /// Already in the ledger: its container flagged `duplicate` (when the ledger keeps
+    /// containers), and its id.
+    Duplicate(Option<Container>, i64),
+}
+
+/// Ingest one message fetched from `folder` (as typed; hashed into the SDI): recognise
+/// it in the ledger by SHA-256 and Message-ID, or build its container with the next id
+/// from `ids`.
+pub fn ingest(
+    ctx: &mut IngestContext<'_>,
+    message: &FetchedMessage,
+    folder: &str,
+    oversize: bool,
+    ids: &mut std::ops::Range<i64>,
+) -> Result<Ingested, String> {
+    let config = ctx.config;
+    let sha256 = hex(&Sha256::digest(&message.raw));
+    let message_id = mail_parser::MessageParser::default()
+        .parse_headers(&message.raw)
+        .and_then(|m| m.message_id().map(str::to_owned));
+    if let Some(existing) = ctx
+        .store
+        .find_by_message(message_id.as_deref(), &sha256)
+        .map_err(|e| e.to_string())?
+    {
+        let container = existing.container.map(|mut c| {
+            c.duplicate = true;
+            c
+        });
+        return Ok(Ingested::Duplicate(container, existing.id));
+    }
+    let id = match ids.next() {
+        Some(id) => id,
+        None => ctx.store.next_container_id().map_err(|e| e.to_string())?,
+    };
+    let source = EmailSource {
+        raw: &message.raw,
+        email_id: u64::from(message.uid),
+        folder,
+        container_id: Some(id),
+        label: ctx.label,
+    };
+    let options = build_options(config);
+    let vault = &mut *ctx.vault;
+    // The pipeline is built never to panic; should a bug prove otherwise, this message
+    // is recorded as failed and the others are still ingested.
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        build_container(&source, &options, vault)
+    }))
+    .map_err(|_| {
+        "internal error while parsing (a bug: please report it with the email)".to_owned()
+    })?;
+    let mut container = built.map_err(|e| e.to_string())?;
+    if oversize {
+        container.data.parse_warnings.push(format!(
+            "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",
+            message.size, config.max_email_size_mb
+        ));
+    }
+    let vault_files = VaultFile::from_container(&container);
+    Ok(Ingested::New(NewLedgerEntry {
+        uid: message.uid,
+        message_id,
+        sha256,
+        container,
+        vault_files,
+    }))
+}
