@@ -105,3 +105,61 @@ fn no_secret_in_any_output_of_any_action_or_failure() {
         );
     }
 }
+
+#[test]
+fn no_password_in_anything_a_real_poll_writes() {
+    use crate::dovecot::{Dovecot, PASSWORD as SERVER_PASSWORD, USER};
+
+    let server = Dovecot::start();
+    server.save(
+        "INBOX",
+        b"From: a@example.com\r\nSubject: with attachment\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee http://evil-login.com/x\r\n--b\r\nContent-Type: application/pdf; name=x.pdf\r\n\r\n%PDF-1.4\r\n--b--\r\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let config = json!({"server": "localhost", "port": server.imaps_port, "use_ssl": true, "username": USER,
+        "password": SERVER_PASSWORD, "ca_cert": server.ca_pem(), "data_dir": home.path()});
+    let mut outputs = String::new();
+    for (identifier, parameter) in [
+        ("test_asset_connectivity", json!({})),
+        ("on_poll", json!({})),
+        ("get_email", json!({"id": 1, "ingest_email": true})),
+        ("on_poll", json!({"container_count": 5})),
+    ] {
+        for format in ["text", "json"] {
+            let request =
+                json!({"identifier": identifier, "config": config, "parameters": [parameter]});
+            let run = run_with(
+                &["--log-format", format],
+                request.to_string().as_bytes(),
+                home.path(),
+            );
+            assert_eq!(run.code, 0, "{identifier}: {}", run.stdout);
+            outputs.push_str(&run.stdout);
+            outputs.push_str(&run.stderr);
+        }
+    }
+    assert!(
+        !outputs.contains(SERVER_PASSWORD),
+        "the password is in a run's output"
+    );
+    let files = files_under(home.path());
+    assert!(
+        files.iter().any(|f| f.ends_with("state.sqlite3")),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("/vault/")),
+        "{files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let needle = SERVER_PASSWORD.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the password is in {}",
+            file.display()
+        );
+    }
+}
