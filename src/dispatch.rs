@@ -58,10 +58,20 @@ impl RunEnv {
     }
 }
 
-/// Run the request in `bytes` and build the response.
+/// Run the request in `bytes` and build the response, containers included.
 pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
+    let mut containers = Vec::new();
+    let mut response = run_streaming(bytes, env, &mut |c| containers.push(c));
+    response.containers = containers;
+    response
+}
+
+/// Run the request in `bytes`, handing each container to `sink` as soon as it is
+/// durable, so a poll of any size holds only one batch in memory. The response comes
+/// back with no containers.
+pub fn run_streaming(bytes: &[u8], env: &RunEnv, sink: &mut dyn FnMut(Container)) -> Response {
     match protocol::parse_request(bytes) {
-        Ok(request) => run_request(&request, env),
+        Ok(request) => run_request(&request, env, sink),
         Err(error) => {
             tracing::error!("{error}");
             Response::bad_request(&error)
@@ -70,7 +80,7 @@ pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
 }
 
 /// Run a parsed request.
-pub fn run_request(request: &Request, env: &RunEnv) -> Response {
+pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Container)) -> Response {
     let action = request.action;
     tracing::info!(action = action.name(), asset = %request.asset_id, "starting {}", action.name());
     let config = match Config::from_json(&request.config) {
@@ -93,7 +103,6 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
             }
         }
     }
-    let mut containers = Vec::new();
     let results: Vec<ActionResult> = request
         .parameters
         .iter()
@@ -103,7 +112,7 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
                 label,
                 env,
             };
-            run.one(action, parameter, opened.as_mut(), &mut containers)
+            run.one(action, parameter, opened.as_mut(), sink)
         })
         .collect();
     for result in &results {
@@ -145,7 +154,7 @@ pub fn run_request(request: &Request, env: &RunEnv) -> Response {
             total_objects_successful: successful,
         },
         action_results: results,
-        containers,
+        containers: Vec::new(),
         state: opened
             .and_then(Opened::stateless_state)
             .or_else(|| request.state.clone()),
@@ -167,7 +176,7 @@ impl Run<'_> {
         action: Action,
         parameter: &Map<String, Value>,
         opened: Option<&mut Opened>,
-        containers: &mut Vec<Container>,
+        containers: &mut dyn FnMut(Container),
     ) -> ActionResult {
         let config = self.config;
         match (action, opened) {

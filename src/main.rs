@@ -69,8 +69,11 @@ fn main() -> ExitCode {
             return emit(&response);
         }
     };
-    let response = dispatch::run(&bytes, &RunEnv::from_process());
-    emit(&response)
+    let mut stream = ResponseStream::begin();
+    let response = dispatch::run_streaming(&bytes, &RunEnv::from_process(), &mut |container| {
+        stream.container(&container);
+    });
+    stream.finish(&response)
 }
 
 fn read_request(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
@@ -85,21 +88,79 @@ fn read_request(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Write the response as one JSON line; stdout carries nothing else.
+/// Write a response with no containers (usage and input errors).
 fn emit(response: &Response) -> ExitCode {
-    let code = response.exit_code();
-    let mut out = std::io::stdout().lock();
-    let written = serde_json::to_writer(&mut out, response)
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
-    match written {
-        Ok(()) => ExitCode::from(code),
-        // The reader went away (e.g. `| head`): nothing left to tell anyone.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
-        Err(e) => {
-            tracing::error!("cannot write the response: {e}");
-            ExitCode::from(2)
+    ResponseStream::begin().finish(response)
+}
+
+/// The one JSON response on stdout, written as the run goes: containers first, each as
+/// soon as it is durable (a poll of any size then holds one batch in memory, not the
+/// whole mailbox), then the rest of the response. stdout carries nothing else.
+struct ResponseStream {
+    out: std::io::BufWriter<std::io::Stdout>,
+    count: usize,
+    failed: Option<std::io::Error>,
+}
+
+impl ResponseStream {
+    fn begin() -> Self {
+        let mut stream = Self {
+            out: std::io::BufWriter::new(std::io::stdout()),
+            count: 0,
+            failed: None,
+        };
+        stream.write(|out| out.write_all(b"{\"containers\":["));
+        stream
+    }
+
+    fn write(
+        &mut self,
+        f: impl FnOnce(&mut std::io::BufWriter<std::io::Stdout>) -> std::io::Result<()>,
+    ) {
+        if self.failed.is_none()
+            && let Err(e) = f(&mut self.out)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn container(&mut self, container: &soar_imap::container::Container) {
+        let first = self.count == 0;
+        self.count += 1;
+        self.write(|out| {
+            if !first {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, container).map_err(std::io::Error::from)
+        });
+    }
+
+    fn finish(mut self, response: &Response) -> ExitCode {
+        let code = response.exit_code();
+        let fields = match serde_json::to_value(response) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        self.write(|out| {
+            out.write_all(b"]")?;
+            for (key, value) in fields.iter().filter(|(k, _)| k.as_str() != "containers") {
+                out.write_all(b",")?;
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b":")?;
+                serde_json::to_writer(&mut *out, value)?;
+            }
+            out.write_all(b"}\n")?;
+            out.flush()
+        });
+        match self.failed {
+            None => ExitCode::from(code),
+            // The reader went away (e.g. `| head`): nothing left to tell anyone; the
+            // ledger has every container anyway.
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+            Some(e) => {
+                tracing::error!("cannot write the response: {e}");
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ enum Target {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let outcome = target(parameter)
@@ -133,7 +133,7 @@ fn get(
     ctx: &mut IngestContext<'_>,
     target: &Target,
     ingest_email: bool,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> Result<Got, String> {
     match target {
         Target::Container(id) => by_container(ctx, *id, ingest_email, containers),
@@ -148,7 +148,7 @@ fn by_container(
     ctx: &mut IngestContext<'_>,
     id: i64,
     ingest_email: bool,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> Result<Got, String> {
     let entry = ctx
         .store
@@ -163,7 +163,7 @@ fn by_container(
     if ingest_email {
         // Already ingested: hand the container back, flagged.
         container.duplicate = true;
-        containers.push(container);
+        containers(container);
     }
     Ok((headers, Some(id), ingest_email))
 }
@@ -187,7 +187,7 @@ fn by_uid(
     uid: u32,
     folder: Option<&str>,
     ingest_email: bool,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> Result<Got, String> {
     let config = ctx.config;
     let mut session = open_session(config)?;
@@ -222,7 +222,9 @@ fn by_uid(
         .map_err(|e| e.to_string())?;
     let container_id = match ingest(ctx, &message, &folder, false, &mut ids)? {
         Ingested::Duplicate(container, id) => {
-            containers.extend(container);
+            if let Some(container) = container {
+                containers(container);
+            }
             id
         }
         Ingested::New(entry) => {
@@ -235,7 +237,7 @@ fn by_uid(
                 progress: None,
             };
             ctx.store.commit_batch(&batch).map_err(|e| e.to_string())?;
-            containers.push(container);
+            containers(container);
             id
         }
     };

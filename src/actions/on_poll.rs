@@ -53,7 +53,7 @@ struct Tally {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let started = Instant::now();
@@ -147,7 +147,7 @@ struct Selection {
 fn poll(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
     tally: &mut Tally,
 ) -> Result<String, String> {
     let config = ctx.config;
@@ -284,7 +284,7 @@ fn ingest_selection(
     ctx: &mut IngestContext<'_>,
     folder: &Folder,
     selection: &Selection,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
     tally: &mut Tally,
 ) -> Result<(), String> {
     let Selection { plan, position, .. } = selection;
@@ -321,7 +321,9 @@ fn ingest_selection(
                 }
                 Ok(Ingested::Duplicate(container, _)) => {
                     tally.duplicates += 1;
-                    containers.extend(container);
+                    if let Some(container) = container {
+                        containers(container);
+                    }
                 }
                 Err(reason) => {
                     tracing::error!("email uid {uid} failed: {reason}");
@@ -340,7 +342,8 @@ fn ingest_selection(
         let progress = position.map(|_| progress(plan, &remaining, &failed, last));
         let new_containers: Vec<Container> = entries.iter().map(|e| e.container.clone()).collect();
         commit(ctx.store, folder, entries, progress)?;
-        containers.extend(new_containers);
+        // Only after the commit: a container on stdout is always in the ledger.
+        new_containers.into_iter().for_each(&mut *containers);
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub fn run(
     config: &Config,
     label: &str,
     env: &RunEnv,
-    containers: &mut Vec<Container>,
+    containers: &mut dyn FnMut(Container),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     match parse_one(parameter, config, label, env) {
@@ -38,7 +38,7 @@ pub fn run(
                 "artifact_count": artifact_count,
                 "parse_warnings": container.data.parse_warnings,
             });
-            containers.push(container);
+            containers(container);
             ActionResult {
                 status: Status::Success,
                 message,

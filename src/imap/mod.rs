@@ -29,14 +29,14 @@ pub enum ImapError {
         source: std::io::Error,
     },
     /// The TLS handshake failed (untrusted certificate, wrong host name, old protocol).
-    #[error(
-        "TLS handshake with {target} failed: {reason} (set config.ca_cert to trust a private CA; config.verify_server_cert false skips the check, which is unsafe)"
-    )]
+    #[error("TLS handshake with {target} failed: {reason}{hint}")]
     Tls {
         /// `server:port`.
         target: String,
         /// What OpenSSL said.
         reason: String,
+        /// What to do about it, when the failure is about trust.
+        hint: &'static str,
     },
     /// `config.ca_cert` could not be used.
     #[error("cannot use config.ca_cert {}: {reason}", path.display())]

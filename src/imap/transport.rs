@@ -147,16 +147,25 @@ fn handshake(options: &ConnectOptions, tcp: TcpStream) -> Result<TlsStream<TcpSt
     let connector = builder.build().map_err(|e| ImapError::Tls {
         target: target.clone(),
         reason: e.to_string(),
+        hint: "",
     })?;
-    connector
-        .connect(&options.server, tcp)
-        .map_err(|e| ImapError::Tls {
-            target,
-            reason: match e {
-                native_tls::HandshakeError::Failure(e) => e.to_string(),
-                native_tls::HandshakeError::WouldBlock(_) => "the handshake timed out".to_owned(),
-            },
-        })
+    connector.connect(&options.server, tcp).map_err(|e| {
+        let reason = match e {
+            native_tls::HandshakeError::Failure(e) => e.to_string(),
+            native_tls::HandshakeError::WouldBlock(_) => "the handshake timed out".to_owned(),
+        };
+        // Only a verification failure is about trust; a hang-up or a timeout is not.
+        let hint = match (reason.contains("certificate verify failed"), &options.ca_cert) {
+            (false, _) => "",
+            (true, None) => {
+                " (set config.ca_cert to trust a private CA; config.verify_server_cert false skips the check, which is unsafe)"
+            }
+            (true, Some(_)) => {
+                " (the certificate is signed neither by config.ca_cert nor by a system CA, or does not name this server)"
+            }
+        };
+        ImapError::Tls { target, reason, hint }
+    })
 }
 
 fn tls_info(mode: &'static str, tls: &TlsStream<TcpStream>) -> TransportInfo {
