@@ -126,63 +126,76 @@ impl Dovecot {
             ),
         )
         .unwrap();
-        let (imap_port, tls_port) = (free_port(), free_port());
-        let conf = format!(
-            r"protocols = imap
-listen = 127.0.0.1
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-instance_name = soar-imap-test-{imap_port}
-ssl = yes
-ssl_cert = <{root}/cert.pem
-ssl_key = <{root}/key.pem
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {root}/users
-}}
-mail_location = maildir:{mail}/%u
-mail_fsync = never
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap_port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {tls_port}
+        // free_port() releases the port before Dovecot binds it, so under load another
+        // process can take it first: try again with fresh ports.
+        let mut attempt = 0;
+        let (imap_port, tls_port) = loop {
+            attempt += 1;
+            let (imap_port, tls_port) = (free_port(), free_port());
+            let conf = format!(
+                r"protocols = imap
+    listen = 127.0.0.1
+    base_dir = {root}/run
+    state_dir = {root}/state
+    log_path = {root}/dovecot.log
+    instance_name = soar-imap-test-{imap_port}
     ssl = yes
-  }}
-}}
-service anvil {{
-  unix_listener anvil-auth-penalty {{
-    mode = 0
-  }}
-}}
-",
-            root = root.display(),
-            mail = mail.display(),
-        );
-        std::fs::write(root.join("dovecot.conf"), conf).unwrap();
-        // The master daemonises and keeps its stdio: give it none, or waiting for the
-        // pipes to close would wait for the server to stop.
-        let status = Command::new("dovecot")
-            .arg("-c")
-            .arg(root.join("dovecot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run dovecot (apt-get install dovecot-imapd)");
-        assert!(status.success(), "dovecot -c failed to start");
+    ssl_cert = <{root}/cert.pem
+    ssl_key = <{root}/key.pem
+    ssl_min_protocol = TLSv1.2
+    disable_plaintext_auth = no
+    auth_mechanisms = plain login
+    auth_failure_delay = 0
+    passdb {{
+      driver = passwd-file
+      args = scheme=PLAIN username_format=%u {root}/users
+    }}
+    userdb {{
+      driver = passwd-file
+      args = username_format=%u {root}/users
+    }}
+    mail_location = maildir:{mail}/%u
+    mail_fsync = never
+    service imap-login {{
+      inet_listener imap {{
+        address = 127.0.0.1
+        port = {imap_port}
+      }}
+      inet_listener imaps {{
+        address = 127.0.0.1
+        port = {tls_port}
+        ssl = yes
+      }}
+    }}
+    service anvil {{
+      unix_listener anvil-auth-penalty {{
+        mode = 0
+      }}
+    }}
+    ",
+                root = root.display(),
+                mail = mail.display(),
+            );
+            std::fs::write(root.join("dovecot.conf"), conf).unwrap();
+            // The master daemonises and keeps its stdio: give it none, or waiting for the
+            // pipes to close would wait for the server to stop.
+            let status = Command::new("dovecot")
+                .arg("-c")
+                .arg(root.join("dovecot.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run dovecot (apt-get install dovecot-imapd)");
+            if status.success() {
+                break (imap_port, tls_port);
+            }
+            assert!(
+                attempt < 5,
+                "dovecot -c failed to start:\n{}",
+                std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
+            );
+        };
         let server = Dovecot {
             dir,
             imap_port,

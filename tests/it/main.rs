@@ -20,6 +20,8 @@ mod connectivity;
 mod session;
 // on poll against the real Dovecot.
 mod poll;
+// on poll under faults: SIGKILL, dropped connections, stateless runs, a busy asset.
+mod poll_faults;
 // get email against the real Dovecot.
 mod get_email;
 // Shared helpers: spawning the binary, fixture paths.
