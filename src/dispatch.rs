@@ -191,6 +191,7 @@ impl Run<'_> {
                     label: self.label,
                     store,
                     vault,
+                    open: actions::ingest::open_session,
                 };
                 if action == Action::OnPoll {
                     actions::on_poll::run(parameter, &mut ctx, containers)

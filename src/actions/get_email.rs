@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::ingest::{IngestContext, Ingested, ingest, open_session};
+use super::ingest::{IngestContext, Ingested, ingest};
 use crate::{
     container::Container,
     dispatch::echo_parameter,
-    imap::{FetchedMessage, MailSession},
+    imap::FetchedMessage,
     mime::headers::{decode_words, raw_headers},
     protocol::{ActionResult, Status, json_type, show},
     sdi::md5_hex,
@@ -190,7 +190,7 @@ fn by_uid(
     containers: &mut dyn FnMut(Container),
 ) -> Result<Got, String> {
     let config = ctx.config;
-    let mut session = open_session(config)?;
+    let mut session = (ctx.open)(config)?;
     let mut status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = match folder {

@@ -8,7 +8,7 @@ use crate::{
     config::{AuthType, Config},
     container::{BuildOptions, Container, EmailSource, build_container},
     extract::ExtractOptions,
-    imap::{FetchedMessage, LiveSession, MailSession, Transport, connect_and_login},
+    imap::{FetchedMessage, MailSession, connect_and_login},
     sdi::hex,
     state::{NewLedgerEntry, StateStore, VaultFile},
     vault::Vault,
@@ -24,7 +24,13 @@ pub struct IngestContext<'a> {
     pub store: &'a mut dyn StateStore,
     /// Where attachments go.
     pub vault: &'a mut dyn Vault,
+    /// How to reach the mailbox: [`open_session`] in production, a scripted or
+    /// in-memory session in tests.
+    pub open: SessionOpener,
 }
+
+/// Opens a logged-in session for the asset.
+pub type SessionOpener = fn(&Config) -> Result<Box<dyn MailSession>, String>;
 
 /// The pipeline options from the asset's `extract_*` and body flags.
 pub fn build_options(config: &Config) -> BuildOptions {
@@ -42,7 +48,7 @@ pub fn build_options(config: &Config) -> BuildOptions {
 }
 
 /// Connect, log in and list folders, with the reference's progress lines.
-pub fn open_session(config: &Config) -> Result<LiveSession<Transport>, String> {
+pub fn open_session(config: &Config) -> Result<Box<dyn MailSession>, String> {
     let server = config
         .require_server()
         .map_err(|e| e.to_string())?
@@ -64,7 +70,7 @@ pub fn open_session(config: &Config) -> Result<LiveSession<Transport>, String> {
         connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
     session.list_folders().map_err(|e| e.to_string())?;
     tracing::info!("Got folder listing");
-    Ok(session)
+    Ok(Box::new(session))
 }
 
 /// The outcome of ingesting one message.

@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    ingest::{IngestContext, Ingested, ingest, open_session},
+    ingest::{IngestContext, Ingested, ingest},
     poll_plan::{Plan, plan},
 };
 use crate::{
@@ -152,7 +152,7 @@ fn poll(
 ) -> Result<String, String> {
     let config = ctx.config;
     let poll_now = poll_now_limit(parameter)?;
-    let mut session = open_session(config)?;
+    let mut session = (ctx.open)(config)?;
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = Folder {
@@ -171,7 +171,8 @@ fn poll(
     let selection = match poll_now {
         Some(limit) => {
             tracing::info!("POLL NOW Getting {limit} most recent email uid(s)");
-            let all = search_all(&mut session, 1, folder.uid_next).map_err(|e| e.to_string())?;
+            let all =
+                search_all(session.as_mut(), 1, folder.uid_next).map_err(|e| e.to_string())?;
             let plan = plan(&all, &[], 1, limit, config.ingest_manner);
             Selection {
                 plan,
@@ -180,10 +181,17 @@ fn poll(
                 note: String::new(),
             }
         }
-        None => select_scheduled(&mut session, &*ctx.store, config, &folder)?,
+        None => select_scheduled(session.as_mut(), &*ctx.store, config, &folder)?,
     };
     tally.found = selection.plan.take.len();
-    ingest_selection(&mut session, ctx, &folder, &selection, containers, tally)?;
+    ingest_selection(
+        session.as_mut(),
+        ctx,
+        &folder,
+        &selection,
+        containers,
+        tally,
+    )?;
     if let Err(e) = session.logout() {
         tracing::warn!("{e}");
     }
@@ -447,6 +455,151 @@ mod tests {
         assert_eq!(p(json!({"container_count": 10})), Ok(Some(10)));
         assert!(p(json!({"container_count": 0})).is_err());
         assert!(p(json!({"container_count": "lots"})).is_err());
+    }
+
+    use std::cell::RefCell;
+
+    use crate::{
+        imap::{FolderStatus, ImapError},
+        state::MemoryStore,
+        vault::{MemoryVault, Vault, VaultError},
+    };
+
+    thread_local! {
+        /// The in-memory mailbox the fake session serves: (UID, raw message).
+        static MAILBOX: RefCell<Vec<(u32, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A session over `MAILBOX`: the poll logic without a server.
+    struct FakeSession;
+
+    impl MailSession for FakeSession {
+        fn capabilities(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(vec!["IMAP4rev1".into()])
+        }
+        fn list_folders(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(vec!["INBOX".into()])
+        }
+        fn examine(&mut self, _: &str) -> Result<FolderStatus, ImapError> {
+            let next = MAILBOX.with(|m| m.borrow().iter().map(|(u, _)| *u).max().unwrap_or(0) + 1);
+            let exists = MAILBOX.with(|m| u32::try_from(m.borrow().len()).unwrap());
+            Ok(FolderStatus {
+                exists,
+                uid_validity: Some(77),
+                uid_next: Some(next),
+            })
+        }
+        fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError> {
+            Ok(MAILBOX.with(|m| {
+                m.borrow()
+                    .iter()
+                    .map(|(u, _)| *u)
+                    .filter(|u| (from..=to).contains(u))
+                    .collect()
+            }))
+        }
+        fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+            Ok(self
+                .fetch_messages(uids)?
+                .into_iter()
+                .map(|m| (m.uid, m.size))
+                .collect())
+        }
+        fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            Ok(MAILBOX.with(|m| {
+                m.borrow()
+                    .iter()
+                    .filter(|(u, _)| uids.contains(u))
+                    .map(|(u, raw)| FetchedMessage {
+                        uid: *u,
+                        size: u32::try_from(raw.len()).unwrap(),
+                        raw: raw.clone(),
+                    })
+                    .collect()
+            }))
+        }
+        fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            self.fetch_messages(uids)
+        }
+        fn logout(&mut self) -> Result<(), ImapError> {
+            Ok(())
+        }
+    }
+
+    #[allow(clippy::unnecessary_wraps, reason = "it must have the SessionOpener signature")]
+    fn open_fake(_: &Config) -> Result<Box<dyn MailSession>, String> {
+        Ok(Box::new(FakeSession))
+    }
+
+    /// A vault whose disk is full for one particular file.
+    #[derive(Default)]
+    struct PickyVault(MemoryVault);
+
+    impl Vault for PickyVault {
+        fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
+            if bytes == b"poison" {
+                let mut broken =
+                    crate::vault::DirVault::new(std::path::Path::new("/proc/self/no-such-dir"));
+                return broken.store(vault_id, bytes);
+            }
+            self.0.store(vault_id, bytes)
+        }
+    }
+
+    fn mail(uid: u32, attachment: &str) -> (u32, Vec<u8>) {
+        let raw = format!(
+            "From: a{uid}@example.com\r\nSubject: mail {uid}\r\nMessage-ID: <{uid}@example.com>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhttp://site{uid}.example.com/\r\n--b\r\nContent-Type: application/octet-stream; name=f.bin\r\n\r\n{attachment}\r\n--b--\r\n"
+        );
+        (uid, raw.into_bytes())
+    }
+
+    #[test]
+    fn a_bad_message_is_recorded_and_skipped_and_the_poll_goes_on() {
+        MAILBOX
+            .with(|m| *m.borrow_mut() = vec![mail(1, "ok"), mail(2, "poison"), mail(3, "ok too")]);
+        let config =
+            Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
+                .unwrap();
+        let mut store = MemoryStore::new(&md5_hex(config.folder.as_bytes()));
+        let mut vault = PickyVault::default();
+        let mut ctx = IngestContext {
+            config: &config,
+            label: "email",
+            store: &mut store,
+            vault: &mut vault,
+            open: open_fake,
+        };
+        let mut containers = Vec::new();
+        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(result.summary["emails_ingested"], 2);
+        assert_eq!(result.summary["emails_failed"], 1);
+        assert_eq!(result.summary["failed"][0]["uid"], 2);
+        assert!(
+            result.summary["failed"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("cannot store attachment")
+        );
+        let ids: Vec<String> = containers
+            .iter()
+            .map(|c| c.source_data_identifier.clone())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids[0].ends_with(" : 1") && ids[1].ends_with(" : 3"),
+            "{ids:?}"
+        );
+        // The failure is remembered, not retried in the way of new mail.
+        assert_eq!(store.failed(&md5_hex(b"inbox"), 77).unwrap()[0].uid, 2);
+        assert_eq!(
+            store
+                .position(&md5_hex(b"inbox"), 77)
+                .unwrap()
+                .unwrap()
+                .next_uid,
+            4
+        );
     }
 
     #[test]
