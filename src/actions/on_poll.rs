@@ -526,7 +526,10 @@ mod tests {
         }
     }
 
-    #[allow(clippy::unnecessary_wraps, reason = "it must have the SessionOpener signature")]
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "it must have the SessionOpener signature"
+    )]
     fn open_fake(_: &Config) -> Result<Box<dyn MailSession>, String> {
         Ok(Box::new(FakeSession))
     }
