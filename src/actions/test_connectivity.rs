@@ -57,10 +57,17 @@ fn check(config: &Config) -> Result<Value, String> {
     if let Err(e) = session.logout() {
         tracing::warn!("{e}");
     }
+    let (tls_protocol, tls_cipher) = match transport.mode {
+        "plain text" => (None, None),
+        _ => crate::imap::transport::probe_tls(&options)
+            .map_or((None, None), |(p, c)| (Some(p), Some(c))),
+    };
     Ok(json!({
         "server": server,
         "port": options.port,
         "transport": transport.mode,
+        "tls_protocol": tls_protocol,
+        "tls_cipher": tls_cipher,
         "certificate": certificate_report(&transport),
         "capabilities": capabilities,
         "auth_mechanism": "LOGIN",

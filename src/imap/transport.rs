@@ -244,3 +244,40 @@ fn starttls(
     }
     Err(ImapError::NoTls { target, answer })
 }
+
+/// The TLS protocol and cipher the server negotiates, read on a second, short
+/// connection that sends no credentials (diagnostics only: native-tls does not expose
+/// them on the session's own connection).
+pub fn probe_tls(options: &ConnectOptions) -> Option<(String, String)> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut tcp = connect_tcp(options).ok()?;
+    if options.security == Security::StartTls {
+        read_line(&mut tcp).ok()?;
+        tcp.write_all(b"p0 STARTTLS\r\n").ok()?;
+        loop {
+            let line = read_line(&mut tcp).ok()?;
+            if line.starts_with("p0 ") {
+                if !line.starts_with("p0 OK") {
+                    return None;
+                }
+                break;
+            }
+        }
+    }
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).ok()?;
+    // The session's own connection verified the server; this one carries nothing.
+    builder.set_verify(SslVerifyMode::NONE);
+    let ssl = builder
+        .build()
+        .configure()
+        .ok()?
+        .verify_hostname(false)
+        .connect(&options.server, tcp)
+        .ok()?;
+    let cipher = ssl
+        .ssl()
+        .current_cipher()
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    Some((ssl.ssl().version_str().to_owned(), cipher))
+}

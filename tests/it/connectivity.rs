@@ -51,6 +51,15 @@ fn passes_over_implicit_tls_and_starttls_with_a_diagnostic_report() {
         assert_eq!(response["message"], "Connectivity test passed");
         let report = &response["action_results"][0]["data"][0];
         assert_eq!(report["transport"], transport);
+        // The test server allows TLS 1.2 and later; OpenSSL 3 negotiates 1.3.
+        assert!(
+            matches!(report["tls_protocol"].as_str(), Some("TLSv1.3" | "TLSv1.2")),
+            "{report}"
+        );
+        assert!(
+            !report["tls_cipher"].as_str().unwrap().is_empty(),
+            "{report}"
+        );
         assert_eq!(report["message_count"], 2);
         assert!(report["uidvalidity"].as_u64().unwrap() > 0);
         assert_eq!(report["uidnext"], 3);
