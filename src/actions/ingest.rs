@@ -3,9 +3,8 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::connect_options;
 use crate::{
-    config::{AuthType, Config},
+    config::Config,
     container::{BuildOptions, Container, EmailSource, build_container},
     extract::ExtractOptions,
     imap::{FetchedMessage, MailSession, connect_and_login},
@@ -49,25 +48,9 @@ pub fn build_options(config: &Config) -> BuildOptions {
 
 /// Connect, log in and list folders, with the reference's progress lines.
 pub fn open_session(config: &Config) -> Result<Box<dyn MailSession>, String> {
-    let server = config
-        .require_server()
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    if config.auth_type == AuthType::OAuth {
-        return Err(
-            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
-        );
-    }
-    config.require_credentials().map_err(|e| e.to_string())?;
-    let options = connect_options(config, &server);
-    let username = config.username.as_deref().unwrap_or_default();
-    let password = config
-        .password
-        .as_ref()
-        .map(crate::secret::Secret::expose)
-        .unwrap_or_default();
-    let (mut session, _) =
-        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
+    let login = super::login_for(config)?;
+    let (mut session, _) = connect_and_login(&login.options, login.username, login.password)
+        .map_err(|e| e.to_string())?;
     session.list_folders().map_err(|e| e.to_string())?;
     tracing::info!("Got folder listing");
     Ok(Box::new(session))

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::{
-    config::{AuthType, Config},
+    config::Config,
     dispatch::echo_parameter,
     imap::{MailSession, TransportInfo, connect_and_login},
     protocol::{ActionResult, Status},
@@ -29,25 +29,10 @@ pub fn run(parameter: &Map<String, Value>, config: &Config) -> ActionResult {
 }
 
 fn check(config: &Config) -> Result<Value, String> {
-    let server = config
-        .require_server()
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    if config.auth_type == AuthType::OAuth {
-        return Err(
-            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
-        );
-    }
-    config.require_credentials().map_err(|e| e.to_string())?;
-    let username = config.username.as_deref().unwrap_or_default();
-    let password = config
-        .password
-        .as_ref()
-        .map(crate::secret::Secret::expose)
-        .unwrap_or_default();
-    let options = super::connect_options(config, &server);
+    let login = super::login_for(config)?;
     let (mut session, transport) =
-        connect_and_login(&options, username, password).map_err(|e| e.to_string())?;
+        connect_and_login(&login.options, login.username, login.password)
+            .map_err(|e| e.to_string())?;
     let capabilities = session.capabilities().map_err(|e| e.to_string())?;
     let folders = session.list_folders().map_err(|e| e.to_string())?;
     tracing::info!("Got folder listing");
@@ -59,12 +44,12 @@ fn check(config: &Config) -> Result<Value, String> {
     }
     let (tls_protocol, tls_cipher) = match transport.mode {
         "plain text" => (None, None),
-        _ => crate::imap::transport::probe_tls(&options)
+        _ => crate::imap::transport::probe_tls(&login.options)
             .map_or((None, None), |(p, c)| (Some(p), Some(c))),
     };
     Ok(json!({
-        "server": server,
-        "port": options.port,
+        "server": login.options.server,
+        "port": login.options.port,
         "transport": transport.mode,
         "tls_protocol": tls_protocol,
         "tls_cipher": tls_cipher,

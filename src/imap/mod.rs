@@ -6,14 +6,15 @@
 //! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
 
 pub mod transport;
+pub mod uid_set;
 
 use std::{
-    fmt::Write as _,
     io::{Read, Write},
     path::PathBuf,
 };
 
 pub use transport::{ConnectOptions, Security, Transport, TransportInfo};
+pub use uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 
 /// Something that failed while talking to the server; the message names the step and
 /// quotes the server's words. Never contains a credential.
@@ -143,34 +144,6 @@ pub fn search_all(
         }
     }
     Ok(uids)
-}
-
-/// A UID set in IMAP syntax with runs compressed: `[1, 2, 3, 7, 9, 10]` is `1:3,7,9:10`.
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut sorted = uids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        // Writing to a String cannot fail.
-        let _ = if start == end {
-            write!(out, "{start}")
-        } else {
-            write!(out, "{start}:{end}")
-        };
-        i += 1;
-    }
-    out
 }
 
 /// The folder name as it goes on the wire: modified UTF-7 (`Entwürfe` is
@@ -320,7 +293,7 @@ impl<S: Read + Write> LiveSession<S> {
         }
         let fetches = self
             .session
-            .uid_fetch(uid_set(uids), query)
+            .uid_fetch(encode_uid_set(uids), query)
             .map_err(|e| command(step, &e))?;
         let mut out: Vec<FetchedMessage> = fetches
             .iter()
@@ -508,9 +481,9 @@ mod tests {
 
     #[test]
     fn uid_sets_compress_runs() {
-        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[5]), "5");
-        assert_eq!(uid_set(&[]), "");
+        assert_eq!(encode_uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
+        assert_eq!(encode_uid_set(&[5]), "5");
+        assert_eq!(encode_uid_set(&[]), "");
     }
 
     #[test]

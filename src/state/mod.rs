@@ -14,7 +14,6 @@
 mod lock;
 mod memory;
 mod sqlite;
-mod uidset;
 
 use std::path::PathBuf;
 
@@ -22,10 +21,10 @@ use serde_json::Value;
 
 use crate::{container::Container, secret::Secret};
 
+pub use crate::imap::uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 pub use lock::AssetLock;
 pub use memory::{MemoryStore, STATE_FORMAT};
 pub use sqlite::{DATABASE_FILE, DEFAULT_LOCK_WAIT, SCHEMA_VERSION, SqliteStore};
-pub use uidset::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 
 /// The UIDVALIDITY of a position carried over from the reference app, which never
 /// recorded one.

@@ -40,7 +40,7 @@ fn poll(config: &Value, home: &Path) -> (Run, Value) {
 }
 
 /// The UIDs (from the SDIs) of the containers a poll created, checking the SDI format.
-fn new_uids(response: &Value, folder: &str) -> Vec<u32> {
+pub fn new_uids(response: &Value, folder: &str) -> Vec<u32> {
     let prefix = format!("{} : ", soar_imap::sdi::md5_hex(folder.as_bytes()));
     response["containers"]
         .as_array()

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
+    poll::new_uids,
     support::Run,
 };
 
@@ -183,24 +184,6 @@ fn poll_within(request: &Value, home: &Path, limit: Duration) -> (Run, Value) {
     let run = run(request, home, limit);
     let response = run.json();
     (run, response)
-}
-
-/// UIDs of the containers a response created (not the ones flagged duplicate).
-fn new_uids(response: &Value, folder: &str) -> Vec<u32> {
-    let prefix = format!("{} : ", soar_imap::sdi::md5_hex(folder.as_bytes()));
-    response["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c.get("duplicate").is_none())
-        .map(|c| {
-            let sdi = c["source_data_identifier"].as_str().unwrap();
-            sdi.strip_prefix(&prefix)
-                .unwrap_or_else(|| panic!("SDI {sdi} lacks {prefix}"))
-                .parse()
-                .unwrap()
-        })
-        .collect()
 }
 
 fn open_db(home: &Path) -> rusqlite::Connection {

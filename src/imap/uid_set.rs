@@ -1,5 +1,5 @@
-//! UID lists stored in IMAP sequence-set syntax (`1:500,502`), which stays small for the
-//! long contiguous runs a latest-first overflow queues.
+//! UID lists in IMAP sequence-set syntax (`1:500,502`): the UID sets of `UID FETCH`, and
+//! the stored overflow queue, which stays small for the long runs latest first queues.
 
 /// The most UIDs a stored set may expand to. A first latest-first poll of a very large
 /// folder queues everything older; this bound is far above that and stops a damaged or
