@@ -9,7 +9,10 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use crate::secret::Secret;
+use crate::{
+    protocol::{json_type, show},
+    secret::Secret,
+};
 
 /// Every config key this binary reads, in the order they are validated.
 ///
@@ -290,7 +293,7 @@ impl Config {
         match value {
             Value::Null => Ok(Self::default()),
             Value::Object(map) => Self::from_map(&Fields(map)),
-            other => Err(ConfigError::NotAnObject { got: render(other) }),
+            other => Err(ConfigError::NotAnObject { got: show(other) }),
         }
     }
 
@@ -766,34 +769,7 @@ fn invalid_with(key: &'static str, expected: String, got: &Value) -> ConfigError
     ConfigError::Invalid {
         key,
         expected,
-        got: render(got),
-    }
-}
-
-/// Longest rendering of a received value in an error message, in characters.
-const MAX_SHOWN: usize = 60;
-
-/// A received value as compact JSON (strings quoted, control characters escaped), cut short
-/// so that one pasted blob cannot flood the message.
-fn render(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() <= MAX_SHOWN {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_SHOWN - 3).collect();
-    cut.push_str("...");
-    cut
-}
-
-/// The JSON type of a value, as shown for secrets instead of the value.
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        got: show(got),
     }
 }
 
@@ -1309,7 +1285,7 @@ mod tests {
         assert!(message.starts_with("config.max_emails must be a positive integer, got \"xxx"));
         assert!(message.ends_with("..."), "{message}");
         let shown = message.split(", got ").nth(1).unwrap_or_default();
-        assert_eq!(shown.chars().count(), MAX_SHOWN);
+        assert_eq!(shown.chars().count(), 60);
         // Multi-byte characters are cut on a character boundary.
         let message = error(&json!({ "port": "é".repeat(100) }));
         assert!(message.ends_with("..."), "{message}");

@@ -4,8 +4,6 @@
 //! except for the vault seam, which receives each attachment's bytes as they are found
 //! so memory stays bounded by the message, not by copies of it.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -373,15 +371,3 @@ fn add_body_parts(artifact: &mut Map<String, Value>, parts: Vec<(Value, Option<S
         cef.insert("body_base64encoded".into(), Value::Bool(true));
     }
 }
-
-/// Convenience for tests and `parse email`: the container's artifacts by name.
-pub fn artifacts_named<'a>(container: &'a Container, name: &str) -> Vec<&'a Value> {
-    container
-        .artifacts
-        .iter()
-        .filter(|a| a["name"] == name)
-        .collect()
-}
-
-/// Borrowed or owned raw bytes, for callers that read a file or take a string.
-pub type RawEmail<'a> = Cow<'a, [u8]>;

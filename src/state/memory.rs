@@ -597,25 +597,9 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::test_support::{batch, entry};
+    use crate::state::test_support::{batch, entry, ingest};
 
     const FOLDER: &str = "af1cd994dfcb9286c394d142687ff5a0";
-
-    fn ingest(store: &mut MemoryStore, uidvalidity: u32, uids: &[u32]) -> Vec<i64> {
-        let ids = store
-            .reserve_container_ids(u32::try_from(uids.len()).unwrap())
-            .unwrap();
-        let entries = ids
-            .clone()
-            .zip(uids)
-            .map(|(id, &uid)| entry(id, uid, &format!("m{uid}")))
-            .collect();
-        let next = uids.iter().max().map_or(1, |u| u + 1);
-        store
-            .commit_batch(&batch(uidvalidity, entries, next))
-            .unwrap();
-        ids.collect()
-    }
 
     #[test]
     fn json_round_trip_keeps_positions_ledger_keys_secrets_and_foreign_keys() {

@@ -17,8 +17,6 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use crate::{container::Container, secret::Secret};
 
 pub use crate::imap::uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
@@ -364,22 +362,29 @@ fn parse_container(text: &str) -> Option<Container> {
     serde_json::from_str::<Container>(text).ok()
 }
 
-/// A JSON value's type, for error messages.
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::protocol::json_type;
 
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Builders shared by the store tests.
     use super::*;
+
+    /// Reserve ids and commit one entry per uid, moving the position past them.
+    pub fn ingest(store: &mut dyn StateStore, uidvalidity: u32, uids: &[u32]) -> Vec<i64> {
+        let ids = store
+            .reserve_container_ids(u32::try_from(uids.len()).unwrap())
+            .unwrap();
+        let entries = ids
+            .clone()
+            .zip(uids)
+            .map(|(id, &uid)| entry(id, uid, &format!("m{uid}")))
+            .collect();
+        let next = uids.iter().max().map_or(1, |u| u + 1);
+        store
+            .commit_batch(&batch(uidvalidity, entries, next))
+            .unwrap();
+        ids.collect()
+    }
     use crate::container::ContainerData;
 
     /// A small container with one Vault Artifact.

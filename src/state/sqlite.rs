@@ -583,7 +583,7 @@ mod tests {
     use super::*;
     use crate::state::{
         FolderProgress, StateStore,
-        test_support::{batch, entry},
+        test_support::{batch, entry, ingest},
     };
 
     const FOLDER: &str = "af1cd994dfcb9286c394d142687ff5a0";
@@ -591,23 +591,6 @@ mod tests {
 
     fn open(dir: &Path, asset: &str) -> SqliteStore {
         SqliteStore::open(dir, asset, WAIT).unwrap()
-    }
-
-    /// Reserve ids and commit one entry per uid, moving the position past them.
-    fn ingest(store: &mut SqliteStore, uidvalidity: u32, uids: &[u32]) -> Vec<i64> {
-        let ids = store
-            .reserve_container_ids(u32::try_from(uids.len()).unwrap())
-            .unwrap();
-        let entries = ids
-            .clone()
-            .zip(uids)
-            .map(|(id, &uid)| entry(id, uid, &format!("m{uid}")))
-            .collect();
-        let next = uids.iter().max().map_or(1, |u| u + 1);
-        store
-            .commit_batch(&batch(uidvalidity, entries, next))
-            .unwrap();
-        ids.collect()
     }
 
     #[test]
