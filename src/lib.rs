@@ -19,6 +19,7 @@ pub mod extract;
 pub mod imap;
 pub mod logging;
 pub mod mime;
+pub mod oauth;
 pub mod protocol;
 pub mod sdi;
 pub mod secret;

@@ -5,6 +5,7 @@
 //! tests). Folder names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders
 //! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
 
+pub mod transcript;
 pub mod transport;
 pub mod uid_set;
 

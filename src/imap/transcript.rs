@@ -1,0 +1,1 @@
+//! Record and replay of IMAP conversations (SPEC §6).
