@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use crate::{
-    actions,
-    config::Config,
+    actions::{self, connect::Connector},
+    config::{AuthType, Config},
     container::Container,
+    imap::Link,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
     state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
     vault::{DirVault, MemoryVault, Vault},
@@ -22,6 +23,10 @@ pub struct RunEnv {
     pub xdg_data_home: Option<PathBuf>,
     /// `$HOME`.
     pub home: Option<PathBuf>,
+    /// `$HTTPS_PROXY` (or `$https_proxy`), for OAuth token requests.
+    pub https_proxy: Option<String>,
+    /// Live, or recording or replaying a transcript (`--record`, `--replay`).
+    pub link: Link,
 }
 
 impl RunEnv {
@@ -36,6 +41,10 @@ impl RunEnv {
             soar_imap_home: var("SOAR_IMAP_HOME"),
             xdg_data_home: var("XDG_DATA_HOME"),
             home: var("HOME"),
+            https_proxy: ["HTTPS_PROXY", "https_proxy"]
+                .into_iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
+            link: Link::Live,
         }
     }
 
@@ -94,7 +103,12 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Contain
     let label = container_label(&request.config);
     // The poll opens its state once per run: the asset lock is held for the whole run.
     let mut opened = None;
-    if matches!(action, Action::OnPoll | Action::GetEmail) {
+    let needs_store = match action {
+        Action::OnPoll | Action::GetEmail => true,
+        Action::TestConnectivity => config.auth_type == AuthType::OAuth,
+        Action::ParseEmail => false,
+    };
+    if needs_store {
         match open_store(request, &config, env) {
             Ok(store) => opened = Some(store),
             Err(message) => {
@@ -103,7 +117,12 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Contain
             }
         }
     }
-    let results: Vec<ActionResult> = request
+    let connector = Connector {
+        link: env.link.clone(),
+        https_proxy: https_proxy(request, env),
+        key_dir: opened.as_ref().and_then(Opened::data_dir),
+    };
+    let mut results: Vec<ActionResult> = request
         .parameters
         .iter()
         .map(|parameter| {
@@ -111,10 +130,22 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Contain
                 config: &config,
                 label,
                 env,
+                connector: &connector,
             };
             run.one(action, parameter, opened.as_mut(), sink)
         })
         .collect();
+    // A replay that met a difference fails the run even where the action carried on
+    // (a poll records a bad message and goes on).
+    if let Err(message) = env.link.finish() {
+        tracing::error!("{message}");
+        for result in &mut results {
+            if result.status == Status::Success {
+                result.status = Status::Failed;
+                result.message.clone_from(&message);
+            }
+        }
+    }
     for result in &results {
         match result.status {
             Status::Success => tracing::info!("{}", result.message),
@@ -167,6 +198,7 @@ struct Run<'a> {
     config: &'a Config,
     label: &'a str,
     env: &'a RunEnv,
+    connector: &'a Connector,
 }
 
 impl Run<'_> {
@@ -183,7 +215,12 @@ impl Run<'_> {
             (Action::ParseEmail, _) => {
                 actions::parse_email::run(parameter, config, self.label, self.env, containers)
             }
-            (Action::TestConnectivity, _) => actions::test_connectivity::run(parameter, config),
+            (Action::TestConnectivity, opened) => actions::test_connectivity::run(
+                parameter,
+                config,
+                self.connector,
+                opened.map(|o| o.parts().0),
+            ),
             (Action::OnPoll | Action::GetEmail, Some(opened)) => {
                 let (store, vault) = opened.parts();
                 let mut ctx = actions::ingest::IngestContext {
@@ -191,7 +228,7 @@ impl Run<'_> {
                     label: self.label,
                     store,
                     vault,
-                    open: actions::ingest::open_session,
+                    open: self.connector,
                 };
                 if action == Action::OnPoll {
                     actions::on_poll::run(parameter, &mut ctx, containers)
@@ -210,23 +247,31 @@ impl Run<'_> {
 
 /// The state store and vault of a run: on disk under `data_dir`, or, for a stateless run
 /// (`state` in the request), in memory with nothing written anywhere.
-enum Opened {
+pub(crate) enum Opened {
     /// Stateful: the `SQLite` store and the vault under `data_dir`.
-    Disk(SqliteStore, DirVault),
+    Disk(SqliteStore, DirVault, PathBuf),
     /// Stateless: state from and back to the request; attachments are hashed, not kept.
     Memory(MemoryStore, MemoryVault),
 }
 
 impl Opened {
-    fn parts(&mut self) -> (&mut dyn StateStore, &mut dyn Vault) {
+    pub(crate) fn parts(&mut self) -> (&mut dyn StateStore, &mut dyn Vault) {
         match self {
-            Opened::Disk(store, vault) => (store, vault),
+            Opened::Disk(store, vault, _) => (store, vault),
             Opened::Memory(store, vault) => (store, vault),
         }
     }
 
+    /// The data directory, for a run that keeps state on disk.
+    pub(crate) fn data_dir(&self) -> Option<PathBuf> {
+        match self {
+            Opened::Disk(_, _, dir) => Some(dir.clone()),
+            Opened::Memory(..) => None,
+        }
+    }
+
     /// The new state to hand back, for a stateless run.
-    fn stateless_state(self) -> Option<Value> {
+    pub(crate) fn stateless_state(self) -> Option<Value> {
         match self {
             Opened::Disk(..) => None,
             Opened::Memory(store, _) => Some(store.to_json()),
@@ -234,7 +279,11 @@ impl Opened {
     }
 }
 
-fn open_store(request: &Request, config: &Config, env: &RunEnv) -> Result<Opened, String> {
+pub(crate) fn open_store(
+    request: &Request,
+    config: &Config,
+    env: &RunEnv,
+) -> Result<Opened, String> {
     if let Some(state) = &request.state {
         let folder_hash = crate::sdi::md5_hex(config.folder.as_bytes());
         let store = MemoryStore::from_json(state, &folder_hash).map_err(|e| e.to_string())?;
@@ -243,7 +292,25 @@ fn open_store(request: &Request, config: &Config, env: &RunEnv) -> Result<Opened
     let data_dir = env.data_dir(config)?;
     let store = SqliteStore::open(&data_dir, &request.asset_id, DEFAULT_LOCK_WAIT)
         .map_err(|e| e.to_string())?;
-    Ok(Opened::Disk(store, DirVault::new(&data_dir)))
+    Ok(Opened::Disk(store, DirVault::new(&data_dir), data_dir))
+}
+
+/// The proxy for OAuth token requests: the request's `environment_variables`
+/// (`{"HTTPS_PROXY": {"value": ...}}`, or a plain string), else the process environment.
+pub(crate) fn https_proxy(request: &Request, env: &RunEnv) -> Option<String> {
+    ["HTTPS_PROXY", "https_proxy"]
+        .iter()
+        .find_map(|name| {
+            let value = request.environment_variables.get(*name)?;
+            value
+                .get("value")
+                .unwrap_or(value)
+                .as_str()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        })
+        .or_else(|| env.https_proxy.clone())
 }
 
 /// The label platforms ask containers to carry (`config.ingest.container_label`), else

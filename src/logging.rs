@@ -14,8 +14,15 @@ pub enum LogFormat {
 /// Install the stderr subscriber. `SOAR_IMAP_LOG` (an `EnvFilter` directive such as
 /// `debug` or `soar_imap=trace`) overrides the default `info` level.
 pub fn init(format: LogFormat) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_env("SOAR_IMAP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Whatever level is asked for: the HTTP layer's trace output dumps token requests
+    // (client secret, refresh token) byte for byte, so it never reaches the log.
+    for directive in ["ureq_proto=off", "ureq=warn"] {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // Colour only for a person at a terminal; platforms capture stderr into log files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt()

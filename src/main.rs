@@ -6,9 +6,10 @@ use std::{
     process::ExitCode,
 };
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use soar_imap::{
     dispatch::{self, RunEnv},
+    imap::Link,
     logging::{self, LogFormat},
     protocol::{RequestError, Response},
 };
@@ -21,11 +22,44 @@ use soar_imap::{
 #[command(name = "soar-imap", version, about, long_about = None)]
 struct Cli {
     /// Read the request from FILE instead of stdin (`-` means stdin).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     request: Option<PathBuf>,
     /// Format of the log lines on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Write the run's IMAP conversation to FILE as a transcript (credentials redacted).
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Run against the transcript in FILE instead of a server; fail at the first line the
+    /// client sends differently.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// OAuth for assets with `auth_type: OAuth`.
+    Oauth {
+        #[command(subcommand)]
+        command: OAuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OAuthCommand {
+    /// Authorize in a browser (authorization code with PKCE) and store the asset's
+    /// tokens. The request (stdin or --request) carries the asset's config and `asset_id`.
+    Login {
+        /// The redirect URI registered for the client; it must be a loopback http URI
+        /// (default `http://127.0.0.1:<free port>/`).
+        #[arg(long, value_name = "URI")]
+        redirect_uri: Option<String>,
+        /// How long to wait for the browser.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,8 +103,36 @@ fn main() -> ExitCode {
             return emit(&response);
         }
     };
+    let mut env = RunEnv::from_process();
+    if let Some(Command::Oauth {
+        command: OAuthCommand::Login {
+            redirect_uri,
+            timeout_secs,
+        },
+    }) = &cli.command
+    {
+        let login = soar_imap::oauth::LoginOptions {
+            redirect_uri: redirect_uri.clone(),
+            timeout: std::time::Duration::from_secs(*timeout_secs),
+        };
+        let response =
+            soar_imap::actions::oauth_login::run(&bytes, &env, &login, &mut std::io::stderr());
+        return emit(&response);
+    }
+    let link = match (&cli.record, &cli.replay) {
+        (Some(path), _) => Link::record(path),
+        (None, Some(path)) => Link::replay(path),
+        (None, None) => Ok(Link::Live),
+    };
+    env.link = match link {
+        Ok(link) => link,
+        Err(message) => {
+            tracing::error!("{message}");
+            return emit(&Response::failed_to_start("transcript", message));
+        }
+    };
     let mut stream = ResponseStream::begin();
-    let response = dispatch::run_streaming(&bytes, &RunEnv::from_process(), &mut |container| {
+    let response = dispatch::run_streaming(&bytes, &env, &mut |container| {
         stream.container(&container);
     });
     stream.finish(&response)

@@ -143,6 +143,12 @@ pub fn show(value: &Value) -> String {
 
 /// Parse and check a request.
 pub fn parse_request(bytes: &[u8]) -> Result<Request, RequestError> {
+    parse_request_or(bytes, None)
+}
+
+/// Parse and check a request that need not name an action (`oauth login` reads only the
+/// asset's part): `default` stands in for a missing one.
+pub fn parse_request_or(bytes: &[u8], default: Option<Action>) -> Result<Request, RequestError> {
     let value: Value = serde_json::from_slice(bytes).map_err(RequestError::NotJson)?;
     let Value::Object(mut object) = value else {
         return Err(RequestError::NotObject(json_type(&value)));
@@ -173,7 +179,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, RequestError> {
             a
         }
         (Some(name), None) | (None, Some(name)) => lookup(name)?,
-        (None, None) => return Err(RequestError::NoAction),
+        (None, None) => default.ok_or(RequestError::NoAction)?,
     };
 
     let parameters = match object.remove("parameters") {
@@ -347,6 +353,19 @@ impl Response {
                 kind: "bad_request",
                 message,
             }),
+        }
+    }
+
+    /// The response for a run that could not start for a reason other than the request
+    /// (e.g. an unusable `--replay` transcript): exit status 1.
+    pub fn failed_to_start(kind: &'static str, message: String) -> Self {
+        Self {
+            error: Some(ErrorBody {
+                kind,
+                message: message.clone(),
+            }),
+            message,
+            ..Self::bad_request(&RequestError::NoAction)
         }
     }
 

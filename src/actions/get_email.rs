@@ -190,7 +190,7 @@ fn by_uid(
     containers: &mut dyn FnMut(Container),
 ) -> Result<Got, String> {
     let config = ctx.config;
-    let mut session = (ctx.open)(config)?;
+    let mut session = ctx.open.open(config, &mut *ctx.store)?;
     let mut status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = match folder {

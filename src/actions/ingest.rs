@@ -3,11 +3,12 @@
 
 use sha2::{Digest as _, Sha256};
 
+use super::connect::SessionSource;
 use crate::{
     config::Config,
     container::{BuildOptions, Container, EmailSource, build_container},
     extract::ExtractOptions,
-    imap::{FetchedMessage, MailSession, connect_and_login},
+    imap::FetchedMessage,
     sdi::hex,
     state::{NewLedgerEntry, StateStore, VaultFile},
     vault::Vault,
@@ -23,13 +24,10 @@ pub struct IngestContext<'a> {
     pub store: &'a mut dyn StateStore,
     /// Where attachments go.
     pub vault: &'a mut dyn Vault,
-    /// How to reach the mailbox: [`open_session`] in production, a scripted or
-    /// in-memory session in tests.
-    pub open: SessionOpener,
+    /// How to reach the mailbox: a [`super::connect::Connector`] in production, a
+    /// scripted or in-memory session in tests.
+    pub open: &'a dyn SessionSource,
 }
-
-/// Opens a logged-in session for the asset.
-pub type SessionOpener = fn(&Config) -> Result<Box<dyn MailSession>, String>;
 
 /// The pipeline options from the asset's `extract_*` and body flags.
 pub fn build_options(config: &Config) -> BuildOptions {
@@ -44,16 +42,6 @@ pub fn build_options(config: &Config) -> BuildOptions {
         add_body_to_header_artifacts: config.add_body_to_header_artifacts,
         ..BuildOptions::default()
     }
-}
-
-/// Connect, log in and list folders, with the reference's progress lines.
-pub fn open_session(config: &Config) -> Result<Box<dyn MailSession>, String> {
-    let login = super::login_for(config)?;
-    let (mut session, _) = connect_and_login(&login.options, login.username, login.password)
-        .map_err(|e| e.to_string())?;
-    session.list_folders().map_err(|e| e.to_string())?;
-    tracing::info!("Got folder listing");
-    Ok(Box::new(session))
 }
 
 /// The outcome of ingesting one message.

@@ -1,7 +1,9 @@
 //! The actions, one small orchestrator each.
 
+pub mod connect;
 pub mod get_email;
 pub mod ingest;
+pub mod oauth_login;
 pub mod on_poll;
 pub mod parse_email;
 pub mod poll_plan;
@@ -48,35 +50,4 @@ pub fn parameters(action: Action) -> &'static [&'static str] {
         ],
         Action::ParseEmail => parse_email::PARAMETERS,
     }
-}
-
-/// Where to connect and with which credentials, after checking the configuration has
-/// what a login needs.
-pub struct Login<'a> {
-    /// Server, port, TLS and timeouts.
-    pub options: ConnectOptions,
-    /// The login name.
-    pub username: &'a str,
-    /// The password (only ever sent over TLS unless `allow_plaintext_auth`).
-    pub password: &'a str,
-}
-
-/// Check the asset configuration for a Basic login and say how to connect.
-pub fn login_for(config: &Config) -> Result<Login<'_>, String> {
-    let server = config.require_server().map_err(|e| e.to_string())?;
-    if config.auth_type == AuthType::OAuth {
-        return Err(
-            "OAuth (XOAUTH2) login is not available in this build yet; use auth_type Basic".into(),
-        );
-    }
-    config.require_credentials().map_err(|e| e.to_string())?;
-    Ok(Login {
-        options: connect_options(config, server),
-        username: config.username.as_deref().unwrap_or_default(),
-        password: config
-            .password
-            .as_ref()
-            .map(crate::secret::Secret::expose)
-            .unwrap_or_default(),
-    })
 }

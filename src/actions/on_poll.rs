@@ -152,7 +152,7 @@ fn poll(
 ) -> Result<String, String> {
     let config = ctx.config;
     let poll_now = poll_now_limit(parameter)?;
-    let mut session = (ctx.open)(config)?;
+    let mut session = ctx.open.open(config, &mut *ctx.store)?;
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = Folder {
@@ -528,7 +528,7 @@ mod tests {
 
     #[allow(
         clippy::unnecessary_wraps,
-        reason = "it must have the SessionOpener signature"
+        reason = "it must have the SessionSource signature"
     )]
     fn open_fake(_: &Config) -> Result<Box<dyn MailSession>, String> {
         Ok(Box::new(FakeSession))
@@ -570,7 +570,7 @@ mod tests {
             label: "email",
             store: &mut store,
             vault: &mut vault,
-            open: open_fake,
+            open: &open_fake,
         };
         let mut containers = Vec::new();
         let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));

@@ -3,17 +3,25 @@
 
 use serde_json::{Map, Value, json};
 
+use super::connect::Connector;
 use crate::{
     config::Config,
     dispatch::echo_parameter,
-    imap::{MailSession, TransportInfo, connect_and_login},
+    imap::{Connected, MailSession, TransportInfo},
     protocol::{ActionResult, Status},
+    state::StateStore,
 };
 
-/// Run the test; a failure names the step and the server's words.
-pub fn run(parameter: &Map<String, Value>, config: &Config) -> ActionResult {
+/// Run the test; a failure names the step and the server's words. `store` keeps the
+/// OAuth tokens (none is opened for Basic logins).
+pub fn run(
+    parameter: &Map<String, Value>,
+    config: &Config,
+    connector: &Connector,
+    store: Option<&mut dyn StateStore>,
+) -> ActionResult {
     let echoed = echo_parameter(parameter);
-    match check(config) {
+    match check(config, connector, store) {
         Ok(report) => {
             tracing::info!("Connectivity test passed");
             ActionResult {
@@ -28,11 +36,18 @@ pub fn run(parameter: &Map<String, Value>, config: &Config) -> ActionResult {
     }
 }
 
-fn check(config: &Config) -> Result<Value, String> {
-    let login = super::login_for(config)?;
-    let (mut session, transport) =
-        connect_and_login(&login.options, login.username, login.password)
-            .map_err(|e| e.to_string())?;
+fn check(
+    config: &Config,
+    connector: &Connector,
+    store: Option<&mut dyn StateStore>,
+) -> Result<Value, String> {
+    let Connected {
+        mut session,
+        transport,
+        mechanism,
+    } = connector.connect(config, store)?;
+    let options =
+        super::connect_options(config, config.require_server().map_err(|e| e.to_string())?);
     let capabilities = session.capabilities().map_err(|e| e.to_string())?;
     let folders = session.list_folders().map_err(|e| e.to_string())?;
     tracing::info!("Got folder listing");
@@ -44,18 +59,20 @@ fn check(config: &Config) -> Result<Value, String> {
     }
     let (tls_protocol, tls_cipher) = match transport.mode {
         "plain text" => (None, None),
-        _ => crate::imap::transport::probe_tls(&login.options)
+        _ => connector
+            .link
+            .probe_tls(&options)
             .map_or((None, None), |(p, c)| (Some(p), Some(c))),
     };
     Ok(json!({
-        "server": login.options.server,
-        "port": login.options.port,
+        "server": options.server,
+        "port": options.port,
         "transport": transport.mode,
         "tls_protocol": tls_protocol,
         "tls_cipher": tls_cipher,
         "certificate": certificate_report(&transport),
         "capabilities": capabilities,
-        "auth_mechanism": "LOGIN",
+        "auth_mechanism": mechanism,
         "folder_count": folders.len(),
         "folder": config.folder,
         "message_count": status.exists,

@@ -5,16 +5,19 @@
 //! tests). Folder names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders
 //! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
 
+pub mod link;
 pub mod transcript;
 pub mod transport;
 pub mod uid_set;
+pub mod xoauth2;
 
 use std::{
     io::{Read, Write},
     path::PathBuf,
 };
 
-pub use transport::{ConnectOptions, Security, Transport, TransportInfo};
+pub use link::Link;
+pub use transport::{ConnectOptions, Security, TransportInfo, Wire};
 pub use uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 
 /// Something that failed while talking to the server; the message names the step and
@@ -61,6 +64,12 @@ pub enum ImapError {
     /// LOGIN or AUTHENTICATE was refused.
     #[error("cannot log in: {0}")]
     Login(String),
+    /// No OAuth access token could be had for the login.
+    #[error("cannot log in with OAuth: {0}")]
+    OAuth(String),
+    /// The replayed transcript and the run parted ways.
+    #[error("{0}")]
+    Replay(String),
     /// A command failed; `step` says which.
     #[error("cannot {step}: {reason}")]
     Command {
@@ -325,24 +334,66 @@ fn command(step: &str, error: &::imap::Error) -> ImapError {
     }
 }
 
-/// Connect, read the greeting when needed, and log in with LOGIN.
+/// How the session authenticates.
+pub enum Auth<'a> {
+    /// LOGIN with a password.
+    Login {
+        /// The login name.
+        username: &'a str,
+        /// The password.
+        password: &'a str,
+    },
+    /// `AUTHENTICATE XOAUTH2` with a bearer token. `token(false)` gives the token to try;
+    /// `token(true)` is asked once, after the server refused it, for a fresh one.
+    XOAuth2 {
+        /// The mailbox user.
+        username: &'a str,
+        /// Where tokens come from.
+        token: &'a mut dyn FnMut(bool) -> Result<crate::secret::Secret, String>,
+    },
+}
+
+/// A logged-in session and what the login found out.
+pub struct Connected {
+    /// The session.
+    pub session: LiveSession<Wire>,
+    /// How the connection is secured.
+    pub transport: TransportInfo,
+    /// The mechanism that logged in (`LOGIN`, `XOAUTH2`).
+    pub mechanism: &'static str,
+}
+
+/// Connect through `link`, read the greeting when needed, and log in.
 pub fn connect_and_login(
+    link: &Link,
     options: &ConnectOptions,
-    username: &str,
-    password: &str,
-) -> Result<(LiveSession<Transport>, TransportInfo), ImapError> {
-    let (transport, info, greeted) = transport::open(options)?;
-    let mut client = ::imap::Client::new(transport);
-    if !greeted {
+    auth: Auth<'_>,
+) -> Result<Connected, ImapError> {
+    let (wire, transport, greeted) = link.open(options)?;
+    let mut client = ::imap::Client::new(wire);
+    let greeting = if greeted {
+        Vec::new()
+    } else {
         client.read_greeting().map_err(|e| ImapError::Protocol {
             step: "greeting",
             reason: server_words(&e),
-        })?;
-    }
+        })?
+    };
     tracing::info!("Initiated connection to server");
-    let session = LiveSession::login(client, username, password)?;
+    let (session, mechanism) = match auth {
+        Auth::Login { username, password } => {
+            (LiveSession::login(client, username, password)?, "LOGIN")
+        }
+        Auth::XOAuth2 { username, token } => {
+            xoauth2::login(client, &greeting, username, token).map(|s| (s, "XOAUTH2"))?
+        }
+    };
     tracing::info!("User logged in");
-    Ok((session, info))
+    Ok(Connected {
+        session,
+        transport,
+        mechanism,
+    })
 }
 
 #[cfg(test)]

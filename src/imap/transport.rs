@@ -49,9 +49,99 @@ pub struct TransportInfo {
     pub certificate_der: Option<Vec<u8>>,
 }
 
+/// Anything a session can run over: a live socket, a recording tee, a replayed
+/// transcript.
+pub trait Stream: Read + Write {}
+
+impl<T: Read + Write> Stream for T {}
+
+/// The byte stream under a session, whatever it is.
+pub struct Wire(Box<dyn Stream>);
+
+impl Wire {
+    /// Wrap a stream.
+    pub fn new(stream: Box<dyn Stream>) -> Self {
+        Self(stream)
+    }
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wire")
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Something that watches the plaintext of each connection (the `--record` transcript).
+pub trait Tap {
+    /// A new connection starts, secured as `mode` says.
+    fn begin(&self, mode: &str);
+    /// A fact about the connection (certificate, TLS parameters).
+    fn note(&self, key: &str, value: &str);
+    /// The stream, with everything read and written seen by the tap.
+    fn wrap<'a>(&self, stream: Box<dyn Stream + 'a>) -> Box<dyn Stream + 'a>;
+}
+
+/// The label of a connection mode, as reports and transcripts show it.
+pub fn mode_label(security: Security) -> &'static str {
+    match security {
+        Security::ImplicitTls => "implicit TLS",
+        Security::StartTls => "STARTTLS",
+    }
+}
+
+/// Open the transport, with `tap` (when recording) seeing the plaintext. For STARTTLS
+/// the greeting has been consumed (the `bool` is true); otherwise the caller reads it.
+pub fn open(
+    options: &ConnectOptions,
+    tap: Option<&dyn Tap>,
+) -> Result<(Wire, TransportInfo, bool), ImapError> {
+    let tcp = connect_tcp(options)?;
+    if let Some(tap) = tap {
+        tap.begin(mode_label(options.security));
+    }
+    let (transport, info, greeted) = match options.security {
+        Security::ImplicitTls => {
+            let tls = handshake(options, tcp)?;
+            let info = tls_info("implicit TLS", &tls);
+            (Transport::Tls(Box::new(tls)), info, false)
+        }
+        Security::StartTls => starttls(options, tcp, tap)?,
+    };
+    let stream: Box<dyn Stream> = Box::new(transport);
+    let stream = match tap {
+        Some(tap) => {
+            if let Some(der) = &info.certificate_der {
+                use base64::Engine as _;
+                tap.note(
+                    "certificate",
+                    &base64::engine::general_purpose::STANDARD.encode(der),
+                );
+            }
+            tap.wrap(stream)
+        }
+        None => stream,
+    };
+    Ok((Wire::new(stream), info, greeted))
+}
+
 /// A TCP stream, secured or not.
 #[derive(Debug)]
-pub enum Transport {
+enum Transport {
     /// Plain TCP (only with `allow_plaintext_auth`).
     Plain(TcpStream),
     /// TLS over TCP.
@@ -79,20 +169,6 @@ impl Write for Transport {
             Transport::Plain(s) => s.flush(),
             Transport::Tls(s) => s.flush(),
         }
-    }
-}
-
-/// Open the transport. For STARTTLS the greeting has been consumed; for the other modes
-/// the caller reads it.
-pub fn open(options: &ConnectOptions) -> Result<(Transport, TransportInfo, bool), ImapError> {
-    let tcp = connect_tcp(options)?;
-    match options.security {
-        Security::ImplicitTls => {
-            let tls = handshake(options, tcp)?;
-            let info = tls_info("implicit TLS", &tls);
-            Ok((Transport::Tls(Box::new(tls)), info, false))
-        }
-        Security::StartTls => starttls(options, tcp),
     }
 }
 
@@ -182,7 +258,7 @@ fn tls_info(mode: &'static str, tls: &TlsStream<TcpStream>) -> TransportInfo {
 
 /// Read one line (up to CRLF) a byte at a time, so no byte after it is consumed: after
 /// STARTTLS the next bytes belong to the TLS handshake.
-fn read_line(stream: &mut TcpStream) -> io::Result<String> {
+fn read_line(stream: &mut dyn Read) -> io::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\r\n") {
@@ -203,46 +279,87 @@ fn read_line(stream: &mut TcpStream) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
 }
 
-fn starttls(
-    options: &ConnectOptions,
-    mut tcp: TcpStream,
-) -> Result<(Transport, TransportInfo, bool), ImapError> {
-    let target = format!("{}:{}", options.server, options.port);
+/// What the server said to STARTTLS.
+pub enum StartTlsAnswer {
+    /// Go ahead with the handshake.
+    Accepted,
+    /// Refused, with the server's line.
+    Refused(String),
+}
+
+/// The plain-text part of STARTTLS: read the greeting, ask, read the answer. Reads a
+/// byte at a time so the TLS handshake finds its first byte unread.
+pub fn starttls_exchange(
+    stream: &mut dyn Stream,
+    target: &str,
+) -> Result<StartTlsAnswer, ImapError> {
     let protocol = |reason: String| ImapError::Protocol {
         step: "STARTTLS",
         reason,
     };
     let greeting =
-        read_line(&mut tcp).map_err(|e| protocol(format!("no greeting from {target}: {e}")))?;
+        read_line(stream).map_err(|e| protocol(format!("no greeting from {target}: {e}")))?;
     if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
         return Err(protocol(format!(
             "unexpected greeting from {target}: {greeting}"
         )));
     }
-    tcp.write_all(b"s0 STARTTLS\r\n")
+    stream
+        .write_all(b"s0 STARTTLS\r\n")
+        .and_then(|()| stream.flush())
         .map_err(|e| protocol(e.to_string()))?;
     let answer = loop {
-        let line = read_line(&mut tcp).map_err(|e| protocol(e.to_string()))?;
+        let line = read_line(stream).map_err(|e| protocol(e.to_string()))?;
         if line.starts_with("s0 ") {
             break line;
         }
     };
     if answer.starts_with("s0 OK") {
-        let tls = handshake(options, tcp)?;
-        let info = tls_info("STARTTLS", &tls);
-        return Ok((Transport::Tls(Box::new(tls)), info, true));
+        Ok(StartTlsAnswer::Accepted)
+    } else {
+        Ok(StartTlsAnswer::Refused(answer))
     }
+}
+
+/// After a refused STARTTLS: go on in plain text only when the configuration allows it.
+pub fn refused_starttls(
+    options: &ConnectOptions,
+    answer: String,
+) -> Result<TransportInfo, ImapError> {
+    let target = format!("{}:{}", options.server, options.port);
     if options.allow_plaintext_auth {
         tracing::warn!(
             "{target} refused STARTTLS ({answer}); continuing in plain text as config.allow_plaintext_auth allows"
         );
-        let info = TransportInfo {
+        return Ok(TransportInfo {
             mode: "plain text",
             certificate_der: None,
-        };
-        return Ok((Transport::Plain(tcp), info, true));
+        });
     }
     Err(ImapError::NoTls { target, answer })
+}
+
+fn starttls(
+    options: &ConnectOptions,
+    mut tcp: TcpStream,
+    tap: Option<&dyn Tap>,
+) -> Result<(Transport, TransportInfo, bool), ImapError> {
+    let target = format!("{}:{}", options.server, options.port);
+    let answer = match tap {
+        Some(tap) => starttls_exchange(tap.wrap(Box::new(&mut tcp)).as_mut(), &target)?,
+        None => starttls_exchange(&mut tcp, &target)?,
+    };
+    match answer {
+        StartTlsAnswer::Accepted => {
+            let tls = handshake(options, tcp)?;
+            let info = tls_info("STARTTLS", &tls);
+            Ok((Transport::Tls(Box::new(tls)), info, true))
+        }
+        StartTlsAnswer::Refused(answer) => {
+            let info = refused_starttls(options, answer)?;
+            Ok((Transport::Plain(tcp), info, true))
+        }
+    }
 }
 
 /// The TLS protocol and cipher the server negotiates, read on a second, short

@@ -105,6 +105,19 @@ fn make_certificates(dir: &Path) {
 impl Dovecot {
     /// Start a fresh server with an empty INBOX.
     pub fn start() -> Dovecot {
+        Dovecot::start_inner(None)
+    }
+
+    /// Start a fresh server that also accepts XOAUTH2 and OAUTHBEARER, validating bearer
+    /// tokens with `passdb oauth2` against `introspection_url` (RFC 7662, form POST
+    /// `token=...`, expecting `{"active": true, "username": "soc"}`). PLAIN and LOGIN keep
+    /// using the passwd-file user and password.
+    pub fn start_with_oauth(introspection_url: &str) -> Dovecot {
+        Dovecot::start_inner(Some(introspection_url))
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn start_inner(introspection_url: Option<&str>) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("soar-imap-dovecot")
             .tempdir()
@@ -126,6 +139,35 @@ impl Dovecot {
             ),
         )
         .unwrap();
+        // Bearer tokens go to the introspection endpoint; passwords to the passwd-file.
+        // The oauth2 passdb must come first and both are restricted to their mechanisms,
+        // or a password would be sent for introspection (and a token checked as one).
+        let (mechanisms, oauth_passdb, password_mechanisms) = match introspection_url {
+            None => ("plain login", String::new(), ""),
+            Some(url) => {
+                std::fs::write(
+                    root.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\n\
+                         introspection_url = {url}\n\
+                         force_introspection = yes\n\
+                         username_attribute = username\n\
+                         active_attribute = active\n\
+                         active_value = true\n\
+                         timeout_msecs = 5000\n"
+                    ),
+                )
+                .unwrap();
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                        root.join("oauth2.conf.ext").display()
+                    ),
+                    "\n      mechanisms = plain login",
+                )
+            }
+        };
         // free_port() releases the port before Dovecot binds it, so under load another
         // process can take it first: try again with fresh ports.
         let mut attempt = 0;
@@ -144,10 +186,11 @@ impl Dovecot {
     ssl_key = <{root}/key.pem
     ssl_min_protocol = TLSv1.2
     disable_plaintext_auth = no
-    auth_mechanisms = plain login
+    auth_mechanisms = {mechanisms}
     auth_failure_delay = 0
+    {oauth_passdb}
     passdb {{
-      driver = passwd-file
+      driver = passwd-file{password_mechanisms}
       args = scheme=PLAIN username_format=%u {root}/users
     }}
     userdb {{

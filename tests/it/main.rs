@@ -24,5 +24,12 @@ mod poll;
 mod poll_faults;
 // get email against the real Dovecot.
 mod get_email;
+// An OAuth provider stub (token, authorize, introspection) and Dovecot's oauth2 passdb.
+#[allow(dead_code)]
+mod oauth_server;
+// OAuth (XOAUTH2) end to end: refresh, expiry, revocation, client credentials, oauth login.
+mod oauth;
+// --record and --replay of IMAP transcripts.
+mod replay;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use soar_imap::imap::{ConnectOptions, MailSession, Security, connect_and_login, search_all};
+use soar_imap::imap::{
+    Auth, ConnectOptions, Link, MailSession, Security, connect_and_login, search_all,
+};
 
 use crate::dovecot::{Dovecot, PASSWORD, USER};
 
@@ -25,7 +27,13 @@ fn batched_peek_fetch_returns_exact_bytes_and_marks_nothing_read() {
         allow_plaintext_auth: false,
         timeout: Duration::from_secs(10),
     };
-    let (mut session, _) = connect_and_login(&options, USER, PASSWORD).unwrap();
+    let auth = Auth::Login {
+        username: USER,
+        password: PASSWORD,
+    };
+    let mut session = connect_and_login(&Link::Live, &options, auth)
+        .unwrap()
+        .session;
     let status = session.examine("INBOX").unwrap();
     assert_eq!(status.exists, 12);
     let uids = search_all(&mut session, 5, status.uid_next.unwrap()).unwrap();
