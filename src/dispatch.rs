@@ -298,19 +298,15 @@ pub(crate) fn open_store(
 /// The proxy for OAuth token requests: the request's `environment_variables`
 /// (`{"HTTPS_PROXY": {"value": ...}}`, or a plain string), else the process environment.
 pub(crate) fn https_proxy(request: &Request, env: &RunEnv) -> Option<String> {
-    ["HTTPS_PROXY", "https_proxy"]
-        .iter()
-        .find_map(|name| {
-            let value = request.environment_variables.get(*name)?;
-            value
-                .get("value")
-                .unwrap_or(value)
-                .as_str()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        })
-        .or_else(|| env.https_proxy.clone())
+    let from_request = ["HTTPS_PROXY", "https_proxy"].iter().find_map(|name| {
+        let value = request.environment_variables.get(*name)?;
+        value
+            .get("value")
+            .unwrap_or(value)
+            .as_str()
+            .map(str::to_owned)
+    });
+    crate::oauth::choose_proxy(from_request, env.https_proxy.clone())
 }
 
 /// The label platforms ask containers to carry (`config.ingest.container_label`), else

@@ -31,5 +31,7 @@ mod oauth_server;
 mod oauth;
 // --record and --replay of IMAP transcripts.
 mod replay;
+// The project's recorded IMAP sessions (fixtures/imap/) replayed with no server.
+mod imap_fixtures;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
-    support::{Run, root, run_with},
+    support::{Run, comparable_in, root, run_with},
 };
 
 const FIXTURES: [&str; 3] = [
@@ -113,34 +113,6 @@ fn replay(recording: &Recording, transcript: &Path) -> (Run, tempfile::TempDir) 
         run.stderr
     );
     (run, home)
-}
-
-/// The response without what legitimately differs between two runs: timings, and the
-/// data directory's path wherever it shows.
-fn comparable(run: &Run) -> Value {
-    fn strip(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                map.retain(|key, _| {
-                    !(key.ends_with("_ms") || key.contains("elapsed") || key.contains("duration"))
-                });
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = run.json();
-    strip(&mut value);
-    value
-}
-
-/// The response of a run with its data directory's path replaced.
-fn comparable_in(run: &Run, home: &Path) -> Value {
-    let text = comparable(run)
-        .to_string()
-        .replace(&home.display().to_string(), "<home>");
-    serde_json::from_str(&text).unwrap()
 }
 
 /// Whether `message` names `line N` (and not `line N0`).

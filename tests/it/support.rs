@@ -86,3 +86,31 @@ pub fn emails_under(dir: &Path) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// The response without what legitimately differs between two runs: timings, and the
+/// data directory's path wherever it shows.
+pub fn comparable(run: &Run) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|key, _| {
+                    !(key.ends_with("_ms") || key.contains("elapsed") || key.contains("duration"))
+                });
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = run.json();
+    strip(&mut value);
+    value
+}
+
+/// The response of a run with its data directory's path replaced.
+pub fn comparable_in(run: &Run, home: &Path) -> Value {
+    let text = comparable(run)
+        .to_string()
+        .replace(&home.display().to_string(), "<home>");
+    serde_json::from_str(&text).unwrap()
+}

@@ -1,1 +1,0 @@
-//! Record and replay of IMAP conversations (SPEC §6).
