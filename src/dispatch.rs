@@ -351,3 +351,42 @@ pub fn echo_parameter(parameter: &Map<String, Value>) -> Value {
     }
     Value::Object(echoed)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn request(environment: &Value) -> Request {
+        let mut request = protocol::parse_request(br#"{"action": "test connectivity"}"#).unwrap();
+        request.environment_variables = environment.as_object().unwrap().clone();
+        request
+    }
+
+    #[test]
+    fn the_token_proxy_comes_from_the_request_then_the_environment() {
+        let env = RunEnv {
+            https_proxy: Some("http://env-proxy:3128".into()),
+            ..RunEnv::default()
+        };
+        // The platform's shape, a plain string, then nothing (or empty): the environment.
+        let platform = json!({"HTTPS_PROXY": {"type": "string", "value": "http://p:8080"}});
+        assert_eq!(
+            https_proxy(&request(&platform), &env).as_deref(),
+            Some("http://p:8080")
+        );
+        let plain = json!({"https_proxy": "http://q:8080"});
+        assert_eq!(
+            https_proxy(&request(&plain), &env).as_deref(),
+            Some("http://q:8080")
+        );
+        for unset in [json!({}), json!({"HTTPS_PROXY": {"value": ""}})] {
+            assert_eq!(
+                https_proxy(&request(&unset), &env).as_deref(),
+                Some("http://env-proxy:3128")
+            );
+        }
+        assert_eq!(https_proxy(&request(&json!({})), &RunEnv::default()), None);
+    }
+}

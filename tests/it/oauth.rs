@@ -818,3 +818,50 @@ fn no_token_or_secret_in_any_output_file_or_transcript_of_oauth_runs() {
     assert!(issued >= 4, "{issued} access tokens issued");
     setup.assert_no_secrets();
 }
+
+#[test]
+fn a_stateless_run_hands_the_tokens_back_to_the_platform_and_writes_nothing() {
+    let setup = Setup::new();
+    let rt = setup.stub.new_refresh_token(USER);
+    let untouched = tempfile::tempdir().unwrap();
+    let mut config = setup.config_with(&rt);
+    config["data_dir"] = json!(untouched.path());
+    let request = |state: &Value| {
+        json!({"identifier": "on_poll", "asset_id": "platform-owned", "config": config,
+               "parameters": [{"container_count": 4_294_967_295_u64}], "state": state})
+    };
+    let run = setup.run_env(&[], request(&json!({})).to_string().as_bytes(), &[]);
+    assert_eq!(run.code, 0, "{}", setup.context(&run));
+    let response = run.json();
+    assert_eq!(new_containers(&response), FIXTURES.len());
+    // The platform owns the state, tokens included: they come back in it, in plain JSON.
+    let state = response["state"].clone();
+    let blob = state["secrets"]["oauth_token"]
+        .as_str()
+        .expect("tokens in the state");
+    let issued = setup.stub.token_requests()[0].access_token.clone().unwrap();
+    assert!(blob.contains(&issued), "the state holds the access token");
+    // ...and nowhere else in the response.
+    let mut without_state = response.clone();
+    without_state.as_object_mut().unwrap().remove("state");
+    assert!(!without_state.to_string().contains(&issued));
+    assert!(!without_state.to_string().contains(&rt));
+    assert_eq!(
+        std::fs::read_dir(untouched.path()).unwrap().count(),
+        0,
+        "a stateless run wrote under data_dir"
+    );
+
+    // The next run with that state reuses the access token: no new token request.
+    setup.server.save("INBOX", &small_email(7));
+    let run = setup.run_env(&[], request(&state).to_string().as_bytes(), &[]);
+    assert_eq!(run.code, 0, "{}", setup.context(&run));
+    assert_eq!(new_containers(&run.json()), 1);
+    assert_eq!(
+        setup.token_requests(),
+        1,
+        "{:?}",
+        setup.stub.token_requests()
+    );
+    assert!(!run.stderr.contains(&issued) && !run.stderr.contains(&rt));
+}
