@@ -52,29 +52,21 @@ impl Connector {
                 let password = config.password.as_ref().map_or("", Secret::expose);
                 connect_and_login(&self.link, &options, Auth::Login { username, password })
             }
-            // A replayed login sends a redacted token: any stand-in matches, and no
-            // token endpoint is contacted.
-            AuthType::OAuth if self.link.is_replay() => {
-                let mut token = |_| Ok(Secret::new("replayed-token".to_owned()));
-                connect_and_login(
-                    &self.link,
-                    &options,
-                    Auth::XOAuth2 {
-                        username,
-                        token: &mut token,
-                    },
-                )
-            }
             AuthType::OAuth => {
-                let store = store.ok_or("internal error: OAuth needs the state store")?;
-                let mut tokens = self.token_source(config, store)?;
-                let mut token = |rejected: bool| {
-                    if rejected {
-                        tokens.refresh_after_rejection()
-                    } else {
-                        tokens.access_token()
+                // A replayed login sends a redacted token: any stand-in matches, and no
+                // token endpoint is contacted.
+                let mut tokens = if self.link.is_replay() {
+                    None
+                } else {
+                    let store = store.ok_or("internal error: OAuth needs the state store")?;
+                    Some(self.token_source(config, store)?)
+                };
+                let mut token = |rejected: bool| match tokens.as_mut() {
+                    None => Ok(Secret::new("replayed-token".to_owned())),
+                    Some(tokens) if rejected => {
+                        tokens.refresh_after_rejection().map_err(|e| e.to_string())
                     }
-                    .map_err(|e| e.to_string())
+                    Some(tokens) => tokens.access_token().map_err(|e| e.to_string()),
                 };
                 connect_and_login(
                     &self.link,

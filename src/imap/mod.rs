@@ -6,6 +6,8 @@
 //! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
 
 pub mod link;
+#[cfg(test)]
+mod script;
 pub mod transcript;
 pub mod transport;
 pub mod uid_set;
@@ -400,36 +402,12 @@ pub fn connect_and_login(
 mod tests {
     use super::*;
 
-    use std::{cell::RefCell, io::Cursor, rc::Rc};
+    use std::{cell::RefCell, rc::Rc};
 
-    /// A scripted server: replies are read from `input`, what the client sends is kept.
-    struct Script {
-        input: Cursor<Vec<u8>>,
-        written: Rc<RefCell<Vec<u8>>>,
-    }
-
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-
-    impl Write for Script {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::script::Script;
 
     fn scripted(replies: &str) -> (LiveSession<Script>, Rc<RefCell<Vec<u8>>>) {
-        let written = Rc::new(RefCell::new(Vec::new()));
-        let script = Script {
-            input: Cursor::new(format!("a1 OK LOGIN completed\r\n{replies}").into_bytes()),
-            written: Rc::clone(&written),
-        };
+        let (script, written) = Script::new(&format!("a1 OK LOGIN completed\r\n{replies}"));
         let session = LiveSession::login(::imap::Client::new(script), "u", "p").unwrap();
         (session, written)
     }

@@ -132,35 +132,12 @@ pub(super) fn login<S: Read + Write>(
 mod tests {
     use super::*;
 
-    use std::{cell::RefCell, io::Cursor, rc::Rc};
+    use std::{cell::RefCell, rc::Rc};
 
-    struct Script {
-        input: Cursor<Vec<u8>>,
-        written: Rc<RefCell<Vec<u8>>>,
-    }
-
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-
-    impl Write for Script {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::imap::script::Script;
 
     fn client(replies: &str) -> (::imap::Client<Script>, Rc<RefCell<Vec<u8>>>) {
-        let written = Rc::new(RefCell::new(Vec::new()));
-        let script = Script {
-            input: Cursor::new(replies.as_bytes().to_vec()),
-            written: Rc::clone(&written),
-        };
+        let (script, written) = Script::new(replies);
         (::imap::Client::new(script), written)
     }
 

@@ -8,7 +8,7 @@ use std::{
     cell::RefCell,
     collections::BTreeMap,
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -23,7 +23,7 @@ use crate::{
         AuthorizeOutcome, CLIENT_ID, CLIENT_SECRET, DENIED_DESCRIPTION, HttpResponse, OAuthStub,
         form_decode, http, random_token,
     },
-    support::{Run, root},
+    support::{Run, files_under, root},
 };
 
 const GMAIL_SCOPE: &str = "https://mail.google.com/";
@@ -39,23 +39,6 @@ fn small_email(n: u32) -> Vec<u8> {
         "From: reporter{n}@example.com\r\nTo: soc@example.org\r\nSubject: oauth report {n}\r\nMessage-ID: <oauth-{n}@example.com>\r\n\r\nSee https://lure{n}.example.net/login\r\n"
     )
     .into_bytes()
-}
-
-/// Every file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {

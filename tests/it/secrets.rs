@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::run_with;
+use crate::support::{files_under, run_with};
 
 const PASSWORD: &str = "Pw-7f3c9e1a-DO-NOT-LEAK";
 const CLIENT_SECRET: &str = "Cs-91ab44e0-DO-NOT-LEAK";
@@ -20,22 +20,6 @@ fn assert_clean(haystack: &str, what: &str) {
             "{what} contains part of a secret:\n{haystack}"
         );
     }
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]
