@@ -1,70 +1,43 @@
 #!/usr/bin/env bash
-# Peak RSS and wall time of one scheduled poll of N messages (~5 KB each) against a
-# throwaway Dovecot on loopback. Usage: cargo build --release && benches/poll_memory.sh N
-# Needs dovecot-imapd, openssl, jq and GNU time (/usr/bin/time), as root.
+# Peak RSS and wall time of one scheduled poll of N messages (the first N emails of the
+# seeded benchmark corpus, gen_corpus.py: 7.4 KB median) against a throwaway Dovecot on
+# loopback (implicit TLS), for each N given, RUNS times each with a fresh data_dir; the
+# response goes to a file. Prints every run and the medians.
+#
+# Usage: cargo build --release --locked && benches/poll_memory.sh [RUNS] N...
+#   e.g. benches/poll_memory.sh 3 1000 10000 50000
+# DATA_ROOT (default: the throwaway directory, on disk) is where each run's data_dir goes.
+# Needs dovecot-imapd, openssl, python3, jq and GNU time (/usr/bin/time), as root.
 set -euo pipefail
-N=$1
-bin="$(cd "$(dirname "$0")/.." && pwd)/target/release/soar-imap"
-work=$(mktemp -d /tmp/soar-mem.XXXXXX); chmod 755 "$work"
-trap 'doveadm -c "$work/dovecot.conf" stop 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/run" "$work/state" "$work/mail/soc" "$work/data" "$work/mbox"
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$work/ca.key" -out "$work/ca.pem" -days 1 -subj "/CN=ca" 2>/dev/null
-openssl req "${ec[@]}" -keyout "$work/key.pem" -out "$work/leaf.csr" -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost\n' > "$work/leaf.ext"
-openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -out "$work/cert.pem" -days 1 -extfile "$work/leaf.ext" 2>/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-echo "soc:{PLAIN}pw:5000:5000::$work/mail/soc::" > "$work/users"
-cat > "$work/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $work/run
-state_dir = $work/state
-log_path = $work/dovecot.log
-instance_name = soar-mem-$port
-ssl = yes
-ssl_cert = <$work/cert.pem
-ssl_key = <$work/key.pem
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $work/users
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u $work/users
-}
-mail_location = maildir:$work/mail/%u
-mail_fsync = never
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = $port
-    ssl = yes
-  }
-}
-CONF
-python3 - "$N" "$work/mbox/in" <<'PY'
-import sys
-n, path = int(sys.argv[1]), sys.argv[2]
-body = ("Lorem ipsum dolor sit amet, see https://site{i}.example.com/path?id={i} from 198.51.100.{j}\n" * 50)
-with open(path, "w") as f:
-    for i in range(1, n + 1):
-        f.write(f"From sender@example.com Mon Jan  1 00:00:00 2024\nFrom: sender{i}@example.com\nTo: soc@example.org\nSubject: message {i}\nMessage-ID: <m{i}@example.com>\n\n")
-        f.write(body.format(i=i, j=i % 250))
-        f.write("\n")
-PY
-chown -R 5000:5000 "$work/mail" "$work/mbox"
-dovecot -c "$work/dovecot.conf"
-doveadm -c "$work/dovecot.conf" import -u soc -s "mbox:$work/mbox:INBOX=$work/mbox/in" "" all
-config=$(jq -n --arg port "$port" --arg ca "$work/ca.pem" --arg data "$work/data" \
-  '{server:"localhost",port:($port|tonumber),use_ssl:true,username:"soc",password:"pw",ca_cert:$ca,data_dir:$data,first_run_max_emails:1000000,max_emails:1000000}')
-jq -n --argjson c "$config" '{identifier:"on_poll",config:$c}' > "$work/req.json"
-/usr/bin/time -v "$bin" --request "$work/req.json" 2>"$work/time.txt" >"$work/out.json" || true
-ingested=$(jq '.action_results[0].summary.emails_ingested' "$work/out.json")
-rss=$(grep "Maximum resident" "$work/time.txt" | awk '{print $NF}')
-wall=$(grep "Elapsed (wall" "$work/time.txt" | awk '{print $NF}')
-echo "N=$N ingested=$ingested peak_rss_kb=$rss wall=$wall"
+RUNS=${1:-3}
+shift || true
+sizes=("${@:-1000}")
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=benches/dovecot_env.sh
+source "$here/dovecot_env.sh"
+[[ -x $bench_bin ]] || { echo "build first: cargo build --release --locked" >&2; exit 1; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $("$bench_bin" --version)"
+bench_dovecot_start
+root=${DATA_ROOT:-$work}
+for n in "${sizes[@]}"; do
+  bench_dovecot_empty
+  bench_dovecot_load "$n"
+  : > "$work/runs.txt"
+  for run in $(seq "$RUNS"); do
+    data="$root/data-$n-$run"
+    rm -rf "$data"
+    jq -n --argjson c "$bench_config" --arg d "$data" '{identifier:"on_poll",config:($c + {data_dir:$d})}' > "$work/req.json"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    /usr/bin/time -v "$bench_bin" --request "$work/req.json" 2> "$work/time.txt" > "$work/out.json" || true
+    ingested=$(jq '.action_results[0].summary.emails_ingested' "$work/out.json")
+    rss=$(awk '/Maximum resident/ {print $NF}' "$work/time.txt")
+    wall=$(awk '/Elapsed \(wall/ {print $NF}' "$work/time.txt" | awk -F: '{print (NF == 3 ? $1 * 3600 + $2 * 60 + $3 : $1 * 60 + $2)}')
+    echo "N=$n run=$run ingested=$ingested peak_rss_kb=$rss wall_s=$wall load=$load"
+    [[ $ingested == "$n" ]] || { echo "only $ingested of $n ingested" >&2; exit 1; }
+    echo "$rss $wall" >> "$work/runs.txt"
+    rm -rf "$data"
+  done
+  rss=$(cut -d' ' -f1 "$work/runs.txt" | bench_median | cut -d. -f1)
+  wall=$(cut -d' ' -f2 "$work/runs.txt" | bench_median)
+  echo "N=$n median: peak_rss_kb=$rss wall_s=$wall msg_per_s=$(python3 -c "print(int($n / $wall))")"
+done

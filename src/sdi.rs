@@ -17,10 +17,11 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     out
 }
@@ -34,6 +35,13 @@ pub fn container_sdi(folder: &str, email_id: u64) -> String {
 /// yet carry its own `source_data_identifier`).
 pub fn artifact_sdi(artifact: &Value) -> String {
     md5_hex(python_json(artifact).as_bytes())
+}
+
+/// [`artifact_sdi`] of an artifact held as a map, without copying it into a `Value`.
+pub fn map_sdi(artifact: &serde_json::Map<String, Value>) -> String {
+    let mut out = String::new();
+    write_map(&mut out, artifact);
+    md5_hex(out.as_bytes())
 }
 
 /// Serialise `value` exactly as Python's `json.dumps(value, sort_keys=True)` does.
@@ -68,45 +76,61 @@ fn write_value(out: &mut String, value: &Value) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_string(out, key);
-                out.push_str(": ");
-                write_value(out, item);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_map(out, map),
     }
+}
+
+fn write_map(out: &mut String, map: &serde_json::Map<String, Value>) {
+    out.push('{');
+    for (i, (key, item)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_string(out, key);
+        out.push_str(": ");
+        write_value(out, item);
+    }
+    out.push('}');
 }
 
 /// Python's `ensure_ascii` string form: ASCII escapes as in JSON, everything above
 /// U+007F as `\uXXXX` (lower-case hex), astral characters as surrogate pairs.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            // Python escapes everything outside printable ASCII (0x20..=0x7e), DEL included.
-            c if !(' '..='~').contains(&c) => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
+    // Runs of printable ASCII other than `"` and `\\` are copied as they are.
+    let mut rest = s;
+    while !rest.is_empty() {
+        let plain = rest
+            .bytes()
+            .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(ch) = rest.chars().next() else { break };
+        rest = &rest[ch.len_utf8()..];
+        escape_char(out, ch);
     }
     out.push('"');
+}
+
+fn escape_char(out: &mut String, ch: char) {
+    match ch {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{08}' => out.push_str("\\b"),
+        '\u{0c}' => out.push_str("\\f"),
+        // Python escapes everything outside printable ASCII (0x20..=0x7e), DEL included.
+        c if !(' '..='~').contains(&c) => {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+        c => out.push(c),
+    }
 }
 
 #[cfg(test)]

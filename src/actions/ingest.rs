@@ -53,6 +53,33 @@ pub enum Ingested {
     Duplicate(Option<Container>, i64),
 }
 
+/// Why a message was not ingested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// Something in this message (a bug its content met): the poll records it as failed
+    /// and goes on with the others.
+    Message(String),
+    /// The state store or the vault failed (disk full, read-only, out of inodes, I/O
+    /// error). Not the message's fault: recording it as failed would skip it for good
+    /// once the disk is fixed, and the next message would fail the same way, so the
+    /// poll stops and leaves the message queued.
+    Storage(String),
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Message(reason) | IngestError::Storage(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<IngestError> for String {
+    fn from(error: IngestError) -> String {
+        error.to_string()
+    }
+}
+
 /// Ingest one message fetched from `folder` (as typed; hashed into the SDI): recognise
 /// it in the ledger by SHA-256 and Message-ID, or build its container with the next id
 /// from `ids`.
@@ -62,7 +89,8 @@ pub fn ingest(
     folder: &str,
     oversize: bool,
     ids: &mut std::ops::Range<i64>,
-) -> Result<Ingested, String> {
+) -> Result<Ingested, IngestError> {
+    let storage = |e: &dyn std::fmt::Display| IngestError::Storage(e.to_string());
     let config = ctx.config;
     let sha256 = hex(&Sha256::digest(&message.raw));
     let message_id = mail_parser::MessageParser::default()
@@ -71,7 +99,7 @@ pub fn ingest(
     if let Some(existing) = ctx
         .store
         .find_by_message(message_id.as_deref(), &sha256)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| storage(&e))?
     {
         let container = existing.container.map(|mut c| {
             c.duplicate = true;
@@ -81,7 +109,7 @@ pub fn ingest(
     }
     let id = match ids.next() {
         Some(id) => id,
-        None => ctx.store.next_container_id().map_err(|e| e.to_string())?,
+        None => ctx.store.next_container_id().map_err(|e| storage(&e))?,
     };
     let source = EmailSource {
         raw: &message.raw,
@@ -98,9 +126,12 @@ pub fn ingest(
         build_container(&source, &options, vault)
     }))
     .map_err(|_| {
-        "internal error while parsing (a bug: please report it with the email)".to_owned()
+        IngestError::Message(
+            "internal error while parsing (a bug: please report it with the email)".to_owned(),
+        )
     })?;
-    let mut container = built.map_err(|e| e.to_string())?;
+    // The pipeline's only error is a vault write that failed.
+    let mut container = built.map_err(|e| storage(&e))?;
     if oversize {
         container.data.parse_warnings.push(format!(
             "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",

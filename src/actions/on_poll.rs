@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    ingest::{IngestContext, Ingested, ingest},
+    ingest::{IngestContext, IngestError, Ingested, ingest},
     poll_plan::{Plan, plan},
 };
 use crate::{
@@ -322,18 +322,30 @@ fn ingest_selection(
             };
             tracing::info!("Parsing email uid: {uid}");
             match ingest(ctx, message, &ctx.config.folder, *oversize, &mut ids) {
-                Ok(Ingested::New(entry)) => {
-                    tally.ingested += 1;
-                    tally.artifacts += entry.container.artifacts.len();
-                    entries.push(entry);
-                }
+                Ok(Ingested::New(entry)) => entries.push(entry),
                 Ok(Ingested::Duplicate(container, _)) => {
                     tally.duplicates += 1;
                     if let Some(container) = container {
                         containers(container);
                     }
                 }
-                Err(reason) => {
+                Err(IngestError::Storage(reason)) => {
+                    // Keep what the batch built so far, with this UID and the rest of
+                    // the poll still queued, and stop: the disk needs someone first.
+                    remaining.insert(uid);
+                    let progress = position.map(|_| progress(plan, &remaining, &failed, false));
+                    if let Err(e) =
+                        commit_and_emit(ctx.store, folder, entries, progress, containers, tally)
+                    {
+                        // The disk is full for the database too: this batch is fetched
+                        // again by the next poll.
+                        tracing::warn!("{e}");
+                    }
+                    return Err(format!(
+                        "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
+                    ));
+                }
+                Err(IngestError::Message(reason)) => {
                     tracing::error!("email uid {uid} failed: {reason}");
                     let failure = FailedUid {
                         uid,
@@ -348,10 +360,29 @@ fn ingest_selection(
         }
         let last = index + 1 == batches.len();
         let progress = position.map(|_| progress(plan, &remaining, &failed, last));
-        let new_containers: Vec<Container> = entries.iter().map(|e| e.container.clone()).collect();
-        commit(ctx.store, folder, entries, progress)?;
-        // Only after the commit: a container on stdout is always in the ledger.
-        new_containers.into_iter().for_each(&mut *containers);
+        commit_and_emit(ctx.store, folder, entries, progress, containers, tally)?;
+    }
+    Ok(())
+}
+
+/// Commit a batch, then hand its containers on and count them: a container on stdout,
+/// or in the summary, is always in the ledger.
+fn commit_and_emit(
+    store: &mut dyn StateStore,
+    folder: &Folder,
+    entries: Vec<NewLedgerEntry>,
+    progress: Option<FolderProgress>,
+    containers: &mut dyn FnMut(Container),
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let committed = commit(store, folder, entries, progress)?;
+    tally.ingested += committed.len();
+    tally.artifacts += committed
+        .iter()
+        .map(|e| e.container.artifacts.len())
+        .sum::<usize>();
+    for entry in committed {
+        containers(entry.container);
     }
     Ok(())
 }
@@ -384,9 +415,9 @@ fn commit(
     folder: &Folder,
     entries: Vec<NewLedgerEntry>,
     progress: Option<FolderProgress>,
-) -> Result<(), String> {
+) -> Result<Vec<NewLedgerEntry>, String> {
     if entries.is_empty() && progress.is_none() {
-        return Ok(());
+        return Ok(entries);
     }
     let batch = BatchCommit {
         folder_hash: folder.hash.clone(),
@@ -394,7 +425,10 @@ fn commit(
         entries,
         progress,
     };
-    store.commit_batch(&batch).map_err(|e| e.to_string())
+    store.commit_batch(&batch).map_err(|e| e.to_string())?;
+    // The committed entries come back, so their containers go on without a copy (one
+    // deep clone of every container, raw email included, per poll before).
+    Ok(batch.entries)
 }
 
 /// UIDs with their `RFC822.SIZE`.
@@ -534,18 +568,26 @@ mod tests {
         Ok(Box::new(FakeSession))
     }
 
-    /// A vault whose disk is full for one particular file.
+    /// A vault that fails on the attachment `poison`: with a full disk (an I/O error)
+    /// while `disk_full`, or with a panic (a bug some message's content meets).
     #[derive(Default)]
-    struct PickyVault(MemoryVault);
+    struct PickyVault {
+        files: MemoryVault,
+        disk_full: bool,
+        panics: bool,
+    }
 
     impl Vault for PickyVault {
         fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
             if bytes == b"poison" {
-                let mut broken =
-                    crate::vault::DirVault::new(std::path::Path::new("/proc/self/no-such-dir"));
-                return broken.store(vault_id, bytes);
+                assert!(!self.panics, "a bug met by one message");
+                if self.disk_full {
+                    let mut broken =
+                        crate::vault::DirVault::new(std::path::Path::new("/proc/self/no-such-dir"));
+                    return broken.store(vault_id, bytes);
+                }
             }
-            self.0.store(vault_id, bytes)
+            self.files.store(vault_id, bytes)
         }
     }
 
@@ -556,24 +598,41 @@ mod tests {
         (uid, raw.into_bytes())
     }
 
-    #[test]
-    fn a_bad_message_is_recorded_and_skipped_and_the_poll_goes_on() {
-        MAILBOX
-            .with(|m| *m.borrow_mut() = vec![mail(1, "ok"), mail(2, "poison"), mail(3, "ok too")]);
+    /// Poll `MAILBOX` once with `store` and `vault`: the result and the UIDs of the new
+    /// containers.
+    fn poll_once(store: &mut MemoryStore, vault: &mut PickyVault) -> (ActionResult, Vec<u32>) {
         let config =
             Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
                 .unwrap();
-        let mut store = MemoryStore::new(&md5_hex(config.folder.as_bytes()));
-        let mut vault = PickyVault::default();
         let mut ctx = IngestContext {
             config: &config,
             label: "email",
-            store: &mut store,
-            vault: &mut vault,
+            store,
+            vault,
             open: &open_fake,
         };
         let mut containers = Vec::new();
         let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        let uids = containers
+            .iter()
+            .map(|c| {
+                let sdi = &c.source_data_identifier;
+                sdi[sdi.rfind(' ').unwrap() + 1..].parse().unwrap()
+            })
+            .collect();
+        (result, uids)
+    }
+
+    #[test]
+    fn a_bad_message_is_recorded_and_skipped_and_the_poll_goes_on() {
+        MAILBOX
+            .with(|m| *m.borrow_mut() = vec![mail(1, "ok"), mail(2, "poison"), mail(3, "ok too")]);
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let mut vault = PickyVault {
+            panics: true,
+            ..PickyVault::default()
+        };
+        let (result, uids) = poll_once(&mut store, &mut vault);
         assert_eq!(result.status, Status::Success, "{}", result.message);
         assert_eq!(result.summary["emails_ingested"], 2);
         assert_eq!(result.summary["emails_failed"], 1);
@@ -582,17 +641,9 @@ mod tests {
             result.summary["failed"][0]["reason"]
                 .as_str()
                 .unwrap()
-                .starts_with("cannot store attachment")
+                .starts_with("internal error while parsing")
         );
-        let ids: Vec<String> = containers
-            .iter()
-            .map(|c| c.source_data_identifier.clone())
-            .collect();
-        assert_eq!(ids.len(), 2);
-        assert!(
-            ids[0].ends_with(" : 1") && ids[1].ends_with(" : 3"),
-            "{ids:?}"
-        );
+        assert_eq!(uids, [1, 3]);
         // The failure is remembered, not retried in the way of new mail.
         assert_eq!(store.failed(&md5_hex(b"inbox"), 77).unwrap()[0].uid, 2);
         assert_eq!(
@@ -603,6 +654,49 @@ mod tests {
                 .next_uid,
             4
         );
+    }
+
+    #[test]
+    fn a_vault_that_cannot_store_stops_the_poll_and_the_next_poll_loses_nothing() {
+        MAILBOX.with(|m| {
+            *m.borrow_mut() = vec![
+                mail(1, "ok"),
+                mail(2, "poison"),
+                mail(3, "ok too"),
+                mail(4, "fine"),
+            ];
+        });
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let mut vault = PickyVault {
+            disk_full: true,
+            ..PickyVault::default()
+        };
+        let (result, uids) = poll_once(&mut store, &mut vault);
+        assert_eq!(result.status, Status::Failed);
+        assert!(
+            result
+                .message
+                .starts_with("Poll failed: cannot store attachment"),
+            "{}",
+            result.message
+        );
+        assert!(result.message.contains("email uid 2"), "{}", result.message);
+        // What came before the failure is kept, and counted as it is in the ledger.
+        assert_eq!(uids, [1]);
+        assert_eq!(result.summary["emails_ingested"], 1);
+        assert_eq!(result.summary["emails_failed"], 0);
+        let folder = md5_hex(b"inbox");
+        assert!(store.failed(&folder, 77).unwrap().is_empty());
+        assert_eq!(store.pending(&folder, 77).unwrap(), [2, 3, 4]);
+
+        // The disk is fixed: the next poll takes exactly the rest.
+        vault.disk_full = false;
+        let (result, uids) = poll_once(&mut store, &mut vault);
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(uids, [2, 3, 4]);
+        assert!(store.pending(&folder, 77).unwrap().is_empty());
+        let (_, uids) = poll_once(&mut store, &mut vault);
+        assert!(uids.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::{extract::Indicators, sdi::artifact_sdi};
+use crate::extract::Indicators;
 
 /// Indicators sorted by where they were found: the bodies (reference shape) and every
 /// other place (trace headers, text-like attachments), which is recorded in `found_in`.
@@ -98,7 +98,7 @@ pub fn finish(
 }
 
 fn with_sdi(artifact: &mut Map<String, Value>) {
-    let sdi = artifact_sdi(&Value::Object(artifact.clone()));
+    let sdi = crate::sdi::map_sdi(artifact);
     artifact.insert("source_data_identifier".into(), Value::String(sdi));
 }
 

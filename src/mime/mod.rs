@@ -127,15 +127,23 @@ fn walk_message(
         headers: headers::raw_headers(&root.headers, raw),
     });
 
+    // mail-parser can hand back a part graph that is not a tree: on some malformed
+    // nested messages a multipart lists itself or an ancestor among its children (found
+    // by fuzzing), and walking that graph never ended. Each part is walked once.
+    let mut walked = vec![false; message.parts.len()];
     let mut stack: Vec<u32> = vec![0];
     while let Some(id) = stack.pop() {
         let Some(part) = message.part(id) else {
             continue;
         };
+        match usize::try_from(id).ok().and_then(|i| walked.get_mut(i)) {
+            Some(seen) if !*seen => *seen = true,
+            _ => continue,
+        }
         match &part.body {
             PartType::Multipart(children) => {
                 // Children were parsed in order; push reversed so they pop in order.
-                stack.extend(children.iter().rev().filter(|&&child| child != id));
+                stack.extend(children.iter().rev());
             }
             PartType::Message(inner) => {
                 let inline = matches!(part.encoding, Encoding::None);
@@ -370,6 +378,15 @@ mod tests {
             });
         });
         (out, warnings)
+    }
+
+    #[test]
+    fn a_part_graph_with_cycles_is_walked_once_per_part() {
+        // Found by fuzzing (fixtures/fuzz/email_pipeline/): mail-parser returns this as a
+        // multipart whose children are itself and its parent, and the walk never ended.
+        let raw = b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nContent-Type: message/rfc822\n\n\n--b\nContent-Type: message/rfc822\n\n\n--b--\n";
+        let (ev, _) = events(raw);
+        assert_eq!(ev, ["msg0:1"]);
     }
 
     #[test]

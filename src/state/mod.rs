@@ -213,6 +213,9 @@ pub trait StateStore {
     fn put_secret_blob(&mut self, key: &str, blob: Option<&Secret>) -> Result<(), StateError>;
 }
 
+/// What to do about a corrupt or emptied state database (see [`StateError::Corrupt`]).
+const RECOVERY: &str = "nothing was changed. Move it aside with its -wal and -shm files if there are any (keep them for inspection), and restore it from a backup if you have one. Without a backup, the next run starts a new database: the folder is ingested again from its first email, each under the source data identifier it had before, so the platform recognises the containers it already has instead of creating duplicates; stored OAuth tokens are lost too (run `soar-imap oauth login` again unless config.refresh_token is set)";
+
 /// Why state could not be read or written. Messages name the file or asset and never
 /// carry a secret.
 #[derive(Debug, thiserror::Error)]
@@ -242,9 +245,17 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    // Neither a corrupt nor an emptied database is ever replaced by the connector: a
+    // SOC engineer expects to be told, not to find the whole folder ingested again
+    // behind their back, and the file may be restorable. What the message tells them
+    // to do loses nothing and shows the platform no duplicate: a backup resumes from
+    // where it stood; without one, a new database takes the folder from its first
+    // email again. Either way mail is sent again only with the very container and
+    // artifact source data identifiers it had before, which is what the platform
+    // deduplicates on (tests/it/faults.rs checks they are identical).
     /// The database file is not a readable `SQLite` database.
     #[error(
-        "state database {} is unreadable or corrupt ({source}); move it aside and restore a backup, or let the next run start an empty one (mail still in the folder is then ingested again)",
+        "state database {} is unreadable or corrupt ({source}); {RECOVERY}",
         path.display()
     )]
     Corrupt {
@@ -253,6 +264,28 @@ pub enum StateError {
         /// The cause.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The database file is empty: its contents were lost.
+    #[error(
+        "state database {} is empty: its contents were lost (truncated, or the disk or file system failed); {RECOVERY}",
+        path.display()
+    )]
+    Empty {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database file is gone but its write-ahead log is not: `SQLite` would replay
+    /// that log into a new database, mixing old pages into it.
+    #[error(
+        "state database {} is missing but its write-ahead log {} is still there; move the log aside too (with the -shm file if there is one), or put the database back",
+        path.display(),
+        journal.display()
+    )]
+    StrayJournal {
+        /// The missing database file.
+        path: PathBuf,
+        /// Its write-ahead log.
+        journal: PathBuf,
     },
     /// The database was written by a newer soar-imap.
     #[error(
@@ -279,7 +312,10 @@ pub enum StateError {
         source: rusqlite::Error,
     },
     /// A stored value cannot be read back (a hand-edited or damaged row).
-    #[error("state database {} holds an unreadable {what}; move the file aside", path.display())]
+    #[error(
+        "state database {} holds an unreadable {what} (damaged, or edited by hand); {RECOVERY}",
+        path.display()
+    )]
     BadRow {
         /// The database file.
         path: PathBuf,
@@ -412,14 +448,13 @@ pub(crate) mod test_support {
 
     /// A ledger entry for `container(id, uid, subject)`.
     pub fn entry(id: i64, uid: u32, subject: &str) -> NewLedgerEntry {
+        use sha2::Digest as _;
         let container = container(id, uid, subject);
         NewLedgerEntry {
             uid,
             message_id: Some(format!("<{subject}@example.com>")),
-            sha256: format!(
-                "{:064x}",
-                u64::from(uid) * 7919 + u64::try_from(id).unwrap_or(0)
-            ),
+            // The ledger checks the stored email against it when reading.
+            sha256: crate::sdi::hex(&sha2::Sha256::digest(container.data.raw_email.as_bytes())),
             vault_files: VaultFile::from_container(&container),
             container,
         }

@@ -6,7 +6,7 @@
 //! the store; runs of different assets share the file and queue on `SQLite`'s own lock.
 
 use std::{
-    fs::OpenOptions,
+    fs::File,
     ops::Range,
     path::{Path, PathBuf},
     time::Duration,
@@ -14,7 +14,7 @@ use std::{
 
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension as _, Transaction, TransactionBehavior,
-    params,
+    params, types::ValueRef,
 };
 
 use super::{
@@ -22,7 +22,7 @@ use super::{
     StateError, StateStore, container_json, decode_uid_set, encode_uid_set, parse_container,
     validate_batch,
 };
-use crate::secret::Secret;
+use crate::{container::Container, secret::Secret};
 
 /// The database file's name inside `data_dir`.
 pub const DATABASE_FILE: &str = "state.sqlite3";
@@ -99,6 +99,9 @@ CREATE TABLE secrets (
 ) WITHOUT ROWID;
 "];
 
+/// A ledger row as read: id, SDI, Message-ID, SHA-256 of the raw mail, container JSON.
+type LedgerRow = (i64, String, Option<String>, String, Vec<u8>);
+
 /// The on-disk [`StateStore`] of one asset.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -122,21 +125,130 @@ pub(super) fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     })
 }
 
-/// Create the database file owner-only before `SQLite` does (it holds tokens); `SQLite`
-/// gives its WAL and shared-memory files the same mode.
-fn create_private_file(path: &Path) -> Result<(), StateError> {
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|source| StateError::Io {
-            action: "open state database",
+/// Create the database at `path` whole: schema written in a temporary file beside it,
+/// then linked into place (never over another run's file). So a file under that name
+/// is always a database this connector made, and an empty one is one whose contents were
+/// lost (truncated, or a crash of the disk), not a first run killed early: starting
+/// over in it would ingest the whole folder again with nobody told.
+fn create_database(data_dir: &Path, path: &Path) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        action: "create state database",
+        path: path.to_owned(),
+        source,
+    };
+    // Owner-only (it holds tokens): tempfile creates files 0600, and SQLite gives its
+    // WAL and shared-memory files the same mode.
+    let fresh = tempfile::Builder::new()
+        .prefix(".state.sqlite3.")
+        .suffix(".new")
+        .tempfile_in(data_dir)
+        .map_err(io)?;
+    {
+        let mut conn = open_connection(fresh.path())?;
+        migrate(&mut conn, fresh.path())?;
+        // Closing checkpoints the journal into the file and removes it.
+    }
+    match fresh.persist_noclobber(path) {
+        Ok(_) => {}
+        // A run of another asset created it first; ours is deleted.
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(io(e.error)),
+    }
+    // The new name must outlive a crash as surely as the commits made under it.
+    File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io)
+}
+
+/// SHA-256 hex of the raw email a container carries, as the ledger records it: the
+/// exact bytes (`raw_email` holds non-UTF-8 mail as latin-1, one char per byte).
+fn raw_email_sha256(container: &Container) -> String {
+    use sha2::{Digest as _, Sha256};
+    let raw = &container.data.raw_email;
+    let digest = if container.data.raw_email_encoding.is_some() {
+        let bytes: Vec<u8> = raw.chars().map(|c| u8::try_from(c).unwrap_or(0)).collect();
+        Sha256::digest(bytes)
+    } else {
+        Sha256::digest(raw.as_bytes())
+    };
+    crate::sdi::hex(&digest)
+}
+
+/// Open the database file (which must exist) configured for the store.
+fn open_connection(path: &Path) -> Result<Connection, StateError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, "open", e))?;
+    configure(&conn, path)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), StateError> {
+    let err = |e| classify(path, "configure", e);
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    // The first statement that reads the file: a non-database fails here.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StateError::Io {
+            action: "use write-ahead logging for",
             path: path.to_owned(),
-            source,
-        })
+            source: std::io::Error::other(format!("journal mode stayed {mode}")),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |row| row.get(0),
+    )
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
+    let err = |e| classify(path, "migrate", e);
+    if schema_version(conn).map_err(err)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Runs of other assets may open the file at the same moment: take the write lock
+    // first and look again, so exactly one of them migrates.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let found = schema_version(&tx).map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StateError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(err)?;
+    for sql in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(sql).map_err(err)?;
+    }
+    tx.execute("DELETE FROM schema_version", []).map_err(err)?;
+    tx.execute(
+        "INSERT INTO schema_version (version) VALUES (?1)",
+        [SCHEMA_VERSION],
+    )
+    .map_err(err)?;
+    tx.commit().map_err(err)
 }
 
 /// A damaged file is a different failure from a failed query: it needs the user.
@@ -161,19 +273,34 @@ impl SqliteStore {
         create_private_dir(data_dir)?;
         let lock = AssetLock::acquire(data_dir, asset_id, lock_wait)?;
         let path = data_dir.join(DATABASE_FILE);
-        create_private_file(&path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, "open", e))?;
-        let mut store = Self {
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => return Err(StateError::Empty { path }),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let journal = data_dir.join(format!("{DATABASE_FILE}-wal"));
+                // Looked at in this order, a log of a database another run has just
+                // created is never taken for a stray one: the database came first.
+                if journal.exists() && !path.exists() {
+                    return Err(StateError::StrayJournal { path, journal });
+                }
+                create_database(data_dir, &path)?;
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "open state database",
+                    path,
+                    source,
+                });
+            }
+        }
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn, &path)?;
+        Ok(Self {
             conn,
             path,
             asset_id: asset_id.to_owned(),
             _lock: lock,
-        };
-        store.configure()?;
-        store.migrate()?;
-        Ok(store)
+        })
     }
 
     /// The database file.
@@ -190,92 +317,22 @@ impl SqliteStore {
         move |e| classify(&self.path, action, e)
     }
 
-    fn configure(&self) -> Result<(), StateError> {
-        let err = self.err("configure");
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
-        // The first statement that reads the file: a non-database fails here.
-        let mode: String = self
-            .conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(&err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StateError::Io {
-                action: "use write-ahead logging for",
-                path: self.path.clone(),
-                source: std::io::Error::other(format!("journal mode stayed {mode}")),
-            });
-        }
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(&err)?;
-        self.conn
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(&err)?;
-        Ok(())
-    }
-
-    fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
-            [],
-            |row| row.get(0),
-        )?;
-        if !exists {
-            return Ok(0);
-        }
-        conn.query_row(
-            "SELECT coalesce(max(version), 0) FROM schema_version",
-            [],
-            |row| row.get(0),
-        )
-    }
-
-    fn migrate(&mut self) -> Result<(), StateError> {
-        let path = self.path.clone();
-        let err = |e| classify(&path, "migrate", e);
-        if Self::schema_version(&self.conn).map_err(err)? == SCHEMA_VERSION {
-            return Ok(());
-        }
-        // Runs of other assets may open a fresh file at the same moment: take the write
-        // lock first and look again, so exactly one of them migrates.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let found = Self::schema_version(&tx).map_err(err)?;
-        if found > SCHEMA_VERSION {
-            return Err(StateError::TooNew {
-                path,
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(err)?;
-        for sql in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
-            tx.execute_batch(sql).map_err(err)?;
-        }
-        tx.execute("DELETE FROM schema_version", []).map_err(err)?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [SCHEMA_VERSION],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
-    }
-
     /// Turn a ledger row into an entry; a container that no longer parses is reported.
-    fn ledger_row(
-        &self,
-        row: Option<(i64, String, Option<String>, String, String)>,
-    ) -> Result<Option<LedgerEntry>, StateError> {
+    ///
+    /// `SQLite` keeps no checksums: bytes overwritten inside a stored email would read
+    /// back as a different email. The row's SHA-256 of the raw mail catches that.
+    fn ledger_row(&self, row: Option<LedgerRow>) -> Result<Option<LedgerEntry>, StateError> {
         let Some((id, sdi, message_id, sha256, container)) = row else {
             return Ok(None);
         };
-        let container = parse_container(&container).ok_or_else(|| StateError::BadRow {
-            path: self.path.clone(),
-            what: format!("container {id}"),
-        })?;
+        let container = std::str::from_utf8(&container)
+            .ok()
+            .and_then(parse_container)
+            .filter(|c| raw_email_sha256(c) == sha256)
+            .ok_or_else(|| StateError::BadRow {
+                path: self.path.clone(),
+                what: format!("container {id}"),
+            })?;
         Ok(Some(LedgerEntry {
             id,
             sdi,
@@ -301,7 +358,12 @@ impl SqliteStore {
             .prepare_cached(&sql)
             .and_then(|mut stmt| {
                 stmt.query_row(all.as_slice(), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    // As bytes: damaged text need not be UTF-8, and is reported as such.
+                    let container = match r.get_ref(4)? {
+                        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+                        _ => Vec::new(),
+                    };
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, container))
                 })
                 .optional()
             })
@@ -771,9 +833,84 @@ mod tests {
         let message = err.to_string();
         assert!(matches!(err, StateError::Corrupt { .. }), "{message}");
         assert!(message.contains(&path.display().to_string()), "{message}");
-        assert!(message.contains("move it aside"), "{message}");
+        assert!(message.contains("Move it aside"), "{message}");
         // The file is left as it was, for the user to inspect.
         assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a_u8; 8192]);
+    }
+
+    #[test]
+    fn an_emptied_file_is_reported_not_silently_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        ingest(&mut open(dir.path(), "7"), 1, &[1, 2]);
+        let path = dir.path().join(DATABASE_FILE);
+        std::fs::File::create(&path).unwrap(); // truncated to 0 bytes
+        let err = SqliteStore::open(dir.path(), "7", WAIT).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StateError::Empty { .. }), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("Move it aside"), "{message}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+        // Moved aside, a new database starts.
+        std::fs::rename(&path, dir.path().join("state.sqlite3.lost")).unwrap();
+        assert_eq!(open(dir.path(), "7").position(FOLDER, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_stored_email_whose_bytes_changed_is_reported_not_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ingest(&mut open(dir.path(), "7"), 1, &[1, 2]);
+        // Still valid JSON, so only the digest can tell: as if a disk flipped a byte.
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute(
+            "UPDATE ledger SET container = replace(container, 'body', 'bodY') WHERE id = ?1",
+            [ids[0]],
+        )
+        .unwrap();
+        drop(conn);
+        let store = open(dir.path(), "7");
+        let err = store.container_by_id(ids[0]).unwrap_err();
+        assert!(matches!(err, StateError::BadRow { .. }), "{err}");
+        assert!(err.to_string().contains("Move it aside"), "{err}");
+        assert!(store.container_by_id(ids[1]).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_write_ahead_log_left_without_its_database_is_not_replayed_into_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        let kept = dir.path().join("kept-wal");
+        {
+            let mut store = open(dir.path(), "7");
+            ingest(&mut store, 1, &[1, 2]);
+            // What a killed run leaves: the log, holding the commits.
+            std::fs::copy(&wal, &kept).unwrap();
+        }
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&kept, &wal).unwrap();
+        let err = SqliteStore::open(dir.path(), "7", WAIT).unwrap_err();
+        assert!(matches!(err, StateError::StrayJournal { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&wal.display().to_string()),
+            "{err}"
+        );
+        assert!(!path.exists(), "no database was created over the log");
+        std::fs::remove_file(&wal).unwrap();
+        assert_eq!(open(dir.path(), "7").position(FOLDER, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_new_database_appears_whole_and_leaves_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path(), "7"));
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["locks", DATABASE_FILE]);
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod corpus;
 mod app_json;
 // No secret in anything a run produces.
 mod secrets;
+// No secret in any output, transcript or file of any action, success or failure, Basic or OAuth.
+mod secrets_all_actions;
 // A real Dovecot started by the tests themselves (IMAP end-to-end tests).
 #[allow(dead_code)]
 mod dovecot;
@@ -22,6 +24,8 @@ mod session;
 mod poll;
 // on poll under faults: SIGKILL, dropped connections, stateless runs, a busy asset.
 mod poll_faults;
+// Fault injection: cuts after any byte either way, a full or read-only disk, corrupt state.
+mod faults;
 // get email against the real Dovecot.
 mod get_email;
 // An OAuth provider stub (token, authorize, introspection) and Dovecot's oauth2 passdb.
@@ -33,5 +37,6 @@ mod oauth;
 mod replay;
 // The project's recorded IMAP sessions (fixtures/imap/) replayed with no server.
 mod imap_fixtures;
+mod fuzz_regressions; // Inputs the fuzzers found bugs with (fixtures/fuzz/), through the same checks.
 // Shared helpers: spawning the binary, fixture paths.
 mod support;

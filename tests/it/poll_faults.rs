@@ -1,6 +1,7 @@
 //! `on poll` when things go wrong, against a real Dovecot: the connector killed with
-//! SIGKILL mid-poll, the connection dropped mid-batch, stateless runs, two runs of one
-//! asset at once, and failures before any mail is read.
+//! SIGKILL at seeded random points of a poll (`SOAR_IMAP_FAULT_SEED=<seed>` replays the
+//! schedule a failure printed), the connection dropped mid-batch, stateless runs, two
+//! runs of one asset at once, and failures before any mail is read.
 
 use std::{
     collections::BTreeSet,
@@ -26,10 +27,10 @@ use crate::{
 };
 
 /// No run of the binary in this file may take longer than this.
-const RUN_LIMIT: Duration = Duration::from_mins(1);
+pub(crate) const RUN_LIMIT: Duration = Duration::from_mins(1);
 
 /// A plain-text report of about `4 KB`, unique by `tag` and `n` (Message-ID and body).
-fn message(tag: &str, n: u32) -> Vec<u8> {
+pub(crate) fn message(tag: &str, n: u32) -> Vec<u8> {
     let mut raw = format!(
         "From: sender{n}@example.com\r\nTo: soc@example.org\r\nSubject: {tag} report {n}\r\n\
          Message-ID: <{tag}-{n}@example.com>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n\
@@ -47,7 +48,7 @@ fn message(tag: &str, n: u32) -> Vec<u8> {
 }
 
 /// A report with a binary attachment, which a stateful poll would put in the vault.
-fn message_with_attachment(tag: &str, n: u32) -> Vec<u8> {
+pub(crate) fn message_with_attachment(tag: &str, n: u32) -> Vec<u8> {
     use base64::Engine as _;
     let attachment =
         base64::engine::general_purpose::STANDARD.encode(format!("\x00\x01invoice {n}\x02"));
@@ -65,7 +66,7 @@ fn message_with_attachment(tag: &str, n: u32) -> Vec<u8> {
 
 /// Load `messages` into `mailbox` in order (UID 1 is the first) with IMAP APPEND on one
 /// connection: much faster than one `doveadm save` process per message.
-fn append_all(server: &Dovecot, mailbox: &str, messages: &[Vec<u8>]) {
+pub(crate) fn append_all(server: &Dovecot, mailbox: &str, messages: &[Vec<u8>]) {
     let stream = TcpStream::connect(("127.0.0.1", server.imap_port)).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
@@ -102,7 +103,7 @@ fn append_all(server: &Dovecot, mailbox: &str, messages: &[Vec<u8>]) {
     send("z", b"z LOGOUT\r\n");
 }
 
-fn config(server: &Dovecot, port: u16, folder: &str, first_run: u32, max: u32) -> Value {
+pub(crate) fn config(server: &Dovecot, port: u16, folder: &str, first_run: u32, max: u32) -> Value {
     json!({
         "server": "localhost", "port": port, "use_ssl": true,
         "username": USER, "password": PASSWORD, "ca_cert": server.ca_pem(),
@@ -112,13 +113,13 @@ fn config(server: &Dovecot, port: u16, folder: &str, first_run: u32, max: u32) -
 }
 
 /// A scheduled poll of `asset`.
-fn poll_request(config: &Value, asset: &str) -> Value {
+pub(crate) fn poll_request(config: &Value, asset: &str) -> Value {
     json!({"identifier": "on_poll", "asset_id": asset, "config": config,
            "parameters": [{"container_count": 4_294_967_295_u64, "artifact_count": 4_294_967_295_u64}]})
 }
 
 /// Start the binary on `request` with `SOAR_IMAP_HOME` = `home`.
-fn spawn(request: &Value, home: &Path, output: fn() -> Stdio) -> Child {
+pub(crate) fn spawn(request: &Value, home: &Path, output: fn() -> Stdio) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_soar-imap"))
         .env("SOAR_IMAP_HOME", home)
         .env_remove("SOAR_IMAP_LOG")
@@ -135,7 +136,7 @@ fn spawn(request: &Value, home: &Path, output: fn() -> Stdio) -> Child {
 
 /// Run the binary to the end, killing it and failing the test if it takes over `limit`;
 /// checks that no password reached stdout or stderr.
-fn run(request: &Value, home: &Path, limit: Duration) -> Run {
+pub(crate) fn run(request: &Value, home: &Path, limit: Duration) -> Run {
     let mut child = spawn(request, home, Stdio::piped);
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -176,24 +177,24 @@ fn run(request: &Value, home: &Path, limit: Duration) -> Run {
 }
 
 /// Poll, returning the run and its parsed response.
-fn poll(request: &Value, home: &Path) -> (Run, Value) {
+pub(crate) fn poll(request: &Value, home: &Path) -> (Run, Value) {
     poll_within(request, home, RUN_LIMIT)
 }
 
-fn poll_within(request: &Value, home: &Path, limit: Duration) -> (Run, Value) {
+pub(crate) fn poll_within(request: &Value, home: &Path, limit: Duration) -> (Run, Value) {
     let run = run(request, home, limit);
     let response = run.json();
     (run, response)
 }
 
-fn open_db(home: &Path) -> rusqlite::Connection {
+pub(crate) fn open_db(home: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(home.join("state.sqlite3")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     conn
 }
 
 /// Rows in the ledger of `asset` (0 before the database exists).
-fn ledger_count(home: &Path, asset: &str) -> u32 {
+pub(crate) fn ledger_count(home: &Path, asset: &str) -> u32 {
     if !home.join("state.sqlite3").exists() {
         return 0;
     }
@@ -208,7 +209,7 @@ fn ledger_count(home: &Path, asset: &str) -> u32 {
 
 /// The ledger of `asset` holds each of the `count` messages tagged `tag` exactly once,
 /// under its own UID.
-fn assert_ledger_has_each_once(home: &Path, asset: &str, tag: &str, count: u32) {
+pub(crate) fn assert_ledger_has_each_once(home: &Path, asset: &str, tag: &str, count: u32) {
     let conn = open_db(home);
     let (rows, uids): (u32, u32) = conn
         .query_row(
@@ -236,7 +237,7 @@ fn assert_ledger_has_each_once(home: &Path, asset: &str, tag: &str, count: u32) 
     }
 }
 
-fn assert_no_message_seen(server: &Dovecot, folder: &str) {
+pub(crate) fn assert_no_message_seen(server: &Dovecot, folder: &str) {
     let flags = server.flags(folder);
     assert!(
         flags.iter().all(|(_, f)| !f.contains("\\Seen")),
@@ -245,10 +246,10 @@ fn assert_no_message_seen(server: &Dovecot, folder: &str) {
 }
 
 /// A fixed-seed generator, so a failing kill schedule can be replayed.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -257,9 +258,24 @@ impl Lcg {
     }
 }
 
+/// The seed of a random fault schedule: `$SOAR_IMAP_FAULT_SEED` replays one, else a new
+/// one every run (each test prints it and puts it in its failure messages).
+pub(crate) fn fault_seed() -> u64 {
+    if let Some(seed) = std::env::var("SOAR_IMAP_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return seed;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() << 30 ^ u64::from(d.subsec_nanos()))
+}
+
 #[test]
 fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
     const N: u32 = 300;
+    const KILLS: u32 = 10;
     let server = Dovecot::start();
     let messages: Vec<Vec<u8>> = (1..=N).map(|n| message("kill", n)).collect();
     append_all(&server, "INBOX", &messages);
@@ -268,17 +284,30 @@ fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
         &config(&server, server.imaps_port, "INBOX", 1000, 1000),
         "phish",
     );
+    let seed = fault_seed();
+    eprintln!("SIGKILL schedule seed {seed}: replay with SOAR_IMAP_FAULT_SEED={seed}");
+    let mut rng = Lcg(seed);
 
-    // Two kills early (connecting, logging in, searching), then kills at a seeded
-    // random instant after the run has committed at least one more batch, so they land
-    // in every phase of a batch: fetching, parsing, committing.
-    let mut rng = Lcg(0x5eed_c0ff_ee00);
+    // An uninterrupted poll of the whole folder, elsewhere: how long one takes on this
+    // machine now, which scales the delays.
+    let scratch = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (run, _) = poll(&request, scratch.path());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let whole_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let batch_ms = whole_ms / u64::from(N.div_ceil(50)) + 1;
+
+    // Even attempts: killed at a random instant of the first half of what is left of a
+    // poll (connecting, logging in, searching, any batch). Odd attempts: killed at a
+    // random instant within one batch after the run committed one more batch, so kills
+    // also land in every phase of a batch: fetching, parsing, committing.
     let mut history = Vec::new();
-    for attempt in 0..7 {
+    for attempt in 0..KILLS {
         let before = ledger_count(home.path(), "phish");
         let mut child = spawn(&request, home.path(), Stdio::null);
-        if attempt < 2 {
-            thread::sleep(Duration::from_millis(20 + 40 * attempt));
+        let delay = if attempt % 2 == 0 {
+            let left_ms = whole_ms * u64::from(N - before) / u64::from(N);
+            rng.below(left_ms / 2 + 1)
         } else {
             let deadline = Instant::now() + Duration::from_secs(20);
             while child.try_wait().unwrap().is_none()
@@ -287,22 +316,21 @@ fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
             {
                 thread::sleep(Duration::from_millis(2));
             }
-            thread::sleep(Duration::from_millis(rng.below(50)));
-        }
+            rng.below(batch_ms)
+        };
+        thread::sleep(Duration::from_millis(delay));
         let finished_before_kill = child.try_wait().unwrap().is_some();
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let after = ledger_count(home.path(), "phish");
-        history.push((attempt, finished_before_kill, before, after));
-        if after == N {
-            break;
-        }
+        history.push((attempt, delay, finished_before_kill, before, after));
     }
+    eprintln!("(attempt, delay ms, finished, ledger before, after): {history:?}");
     assert!(
         history
             .iter()
-            .any(|&(_, finished, _, after)| !finished && after > 0 && after < N),
-        "no kill landed in the middle of a poll: {history:?}"
+            .any(|&(_, _, finished, _, after)| !finished && after > 0 && after < N),
+        "no kill landed in the middle of a poll (seed {seed}): {history:?}"
     );
 
     // What the killed runs ingested is in the ledger; the reruns must add exactly the rest.
@@ -319,19 +347,19 @@ fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
     let mut polls = 0;
     loop {
         let (run, response) = poll(&request, home.path());
-        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(run.code, 0, "seed {seed}: {}\n{}", run.stdout, run.stderr);
         let uids = new_uids(&response, "INBOX");
         polls += 1;
         if uids.is_empty() {
             break;
         }
-        assert!(polls < 5, "polls keep finding mail: {uids:?}");
+        assert!(polls < 5, "seed {seed}: polls keep finding mail: {uids:?}");
         ingested_by_reruns.extend(uids);
     }
     for uid in &ingested_by_reruns {
         assert!(
             !ingested_by_killed.contains(uid),
-            "UID {uid} ingested again after the kill"
+            "seed {seed}: UID {uid} ingested again after the kill; {history:?}"
         );
     }
     let mut all: Vec<u32> = ingested_by_killed
@@ -343,7 +371,7 @@ fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
     assert_eq!(
         all,
         (1..=N).collect::<Vec<_>>(),
-        "each message exactly once"
+        "seed {seed}: each message exactly once; {history:?}"
     );
     assert_ledger_has_each_once(home.path(), "phish", "kill", N);
     assert_no_message_seen(&server, "INBOX");
@@ -357,9 +385,11 @@ const BATCH_RESPONSE: u64 = 20_000;
 /// after more server bytes. Batch responses are told by their size and counted from 1:
 /// counting all responses is not robust (under load, how many there seemed to be varied).
 #[derive(Debug, Clone, Copy)]
-enum Cut {
+pub(crate) enum Cut {
     /// After this many server-to-client bytes.
     AfterBytes(u64),
+    /// After this many client-to-server bytes: what the client sends next never arrives.
+    AfterClientBytes(u64),
     /// This many bytes into the `nth` batch response: it never arrives whole.
     IntoBatch { nth: usize, bytes: u64 },
     /// When the client speaks after the `nth` batch response arrived whole: the
@@ -369,22 +399,26 @@ enum Cut {
 
 /// One connection through the proxy, once it has ended.
 #[derive(Debug, Default)]
-struct Connection {
+pub(crate) struct Connection {
     /// Server-to-client bytes passed each time the client spoke after new server bytes:
     /// where each response ended.
-    ends: Vec<u64>,
+    pub(crate) ends: Vec<u64>,
+    /// Client-to-server bytes passed at the same moments: where each command began.
+    pub(crate) starts: Vec<u64>,
     /// Server-to-client bytes in all.
-    total: u64,
+    pub(crate) total: u64,
+    /// Client-to-server bytes in all.
+    pub(crate) up_total: u64,
     /// Batch responses that arrived whole.
     batches: usize,
     /// Whether the proxy dropped it.
-    cut: bool,
+    pub(crate) cut: bool,
 }
 
 /// A TCP proxy on 127.0.0.1 in front of Dovecot's implicit-TLS port, which can drop its
 /// next connection, closing both sides, at a [`Cut`].
-struct Proxy {
-    port: u16,
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
     cut_next: Arc<Mutex<Option<Cut>>>,
     finished: Arc<Mutex<Vec<Connection>>>,
     stop: Arc<AtomicBool>,
@@ -392,7 +426,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(upstream: u16) -> Proxy {
+    pub(crate) fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut_next = Arc::new(Mutex::new(None));
@@ -424,12 +458,12 @@ impl Proxy {
     }
 
     /// Drop the next connection (only that one) at `cut`.
-    fn cut_next(&self, cut: Cut) {
+    pub(crate) fn cut_next(&self, cut: Cut) {
         *self.cut_next.lock().unwrap() = Some(cut);
     }
 
     /// Wait for the one connection since the last call to end, and return it.
-    fn finished_connection(&self) -> Connection {
+    pub(crate) fn finished_connection(&self) -> Connection {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             {
@@ -482,6 +516,7 @@ fn relay(
             (client.try_clone().unwrap(), server.try_clone().unwrap());
         thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
+            let mut up = 0u64;
             while let Ok(n @ 1..) = from_client.read(&mut buf) {
                 let passed = down.load(Ordering::SeqCst);
                 {
@@ -489,6 +524,7 @@ fn relay(
                     let start = state.ends.last().copied();
                     if start != Some(passed) {
                         state.ends.push(passed);
+                        state.starts.push(up);
                         if passed - start.unwrap_or(0) >= BATCH_RESPONSE {
                             state.batches += 1;
                             if let Some(Cut::AfterBatch(nth)) = cut
@@ -501,11 +537,24 @@ fn relay(
                         }
                     }
                 }
-                if to_server.write_all(&buf[..n]).is_err() {
+                let limit = match cut {
+                    Some(Cut::AfterClientBytes(limit)) => limit,
+                    _ => u64::MAX,
+                };
+                let allowed =
+                    usize::try_from(limit.saturating_sub(up)).map_or(n, |left| left.min(n));
+                if to_server.write_all(&buf[..allowed]).is_err() {
+                    break;
+                }
+                up += allowed as u64;
+                if up >= limit {
+                    state.lock().unwrap().cut = true;
+                    drop_connection(&from_client, &to_server);
                     break;
                 }
             }
             let _ = to_server.shutdown(Shutdown::Write);
+            up
         })
     };
     let (mut from_server, mut to_client) = (server, client);
@@ -540,9 +589,10 @@ fn relay(
             }
         }
         let _ = to_client.shutdown(Shutdown::Write);
-        let _ = upstream.join();
+        let up_total = upstream.join().unwrap_or_default();
         let mut connection = std::mem::take(&mut *state.lock().unwrap());
         connection.total = total;
+        connection.up_total = up_total;
         finished.lock().unwrap().push(connection);
     });
 }
