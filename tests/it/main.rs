@@ -37,6 +37,7 @@ mod oauth;
 mod replay;
 // The project's recorded IMAP sessions (fixtures/imap/) replayed with no server.
 mod imap_fixtures;
-mod fuzz_regressions; // Inputs the fuzzers found bugs with (fixtures/fuzz/), through the same checks.
+// Inputs the fuzzers found bugs with (fixtures/fuzz/), through the same checks.
+mod fuzz_regressions;
 // Shared helpers: spawning the binary, fixture paths.
 mod support;
