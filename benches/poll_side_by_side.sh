@@ -156,7 +156,7 @@ for i in $(seq "$LATENCY"); do
     t0=$(bench_now); "$bench_bin" --request "$work/conn-$folder.json" > "$work/conn.out" 2>&1; t1=$(bench_now)
     grep -q '"status":"success"' "$work/conn.out" || { echo "test connectivity failed" >&2; cat "$work/conn.out" >&2; exit 1; }
     echo "connectivity-$folder $(ms "$t0" "$t1")" >> "$work/lat.txt"
-    t0=$(bench_now); "${py[@]}" --folder "$folder" connectivity > /dev/null; t1=$(bench_now)
+    t0=$(bench_now); "${py[@]}" --folder "$folder" connectivity > /dev/null 2>&1; t1=$(bench_now)
     echo "py-connectivity-$folder $(ms "$t0" "$t1")" >> "$work/lat.txt"
   done
   t0=$(bench_now); "$bench_python" -c pass; t1=$(bench_now)
@@ -173,4 +173,16 @@ lat_row "imaplib login + LIST + EXAMINE + logout, INBOX" py-connectivity-INBOX
 lat_row "soar-imap test connectivity, 8-message folder" connectivity-Small
 lat_row "imaplib login + LIST + EXAMINE + logout, 8-message folder" py-connectivity-Small
 lat_row "python3 -c pass (interpreter start)" py-start
+# Where test connectivity's time goes on the small folder: one more run of each, with
+# the time between soar-imap's log lines and imaplib's steps.
+"$bench_bin" --log-format json --request "$work/conn-Small.json" > /dev/null 2> "$work/conn.log"
+echo "  soar-imap test connectivity steps (ms since the previous log line):"
+python3 - "$work/conn.log" <<'PY'
+import datetime, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+stamp = lambda l: datetime.datetime.fromisoformat(l["timestamp"].replace("Z", "+00:00"))
+print("   ", "; ".join(f'{l["message"]}: {(stamp(l) - stamp(p)).total_seconds() * 1000:.1f}'
+                     for p, l in zip(lines, lines[1:])))
+PY
+echo "  imaplib steps: $("${py[@]}" --folder Small connectivity 2>&1 >/dev/null)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
