@@ -13,8 +13,10 @@
 # COMPARE_BINS="NAME=/path/to/soar-imap ..." (say, a build of the previous commit) adds
 # one contender per binary, polling the same way as `soar` (COMPARE_ON=shm: as
 # `soar-shm`), for before/after figures taken side by side.
-# Then latency, medians of LATENCY runs: `--version`, `parse email` of one small email
-# (process start to response), `test connectivity`, and imaplib's login+LIST+EXAMINE.
+# Then latency, medians of LATENCY runs (default 15), process start to exit: `--version`,
+# `parse email` of one small email, `test connectivity` and imaplib's login + LIST +
+# EXAMINE + logout on INBOX and on a folder of 8 emails; and one run of each timed step
+# by step.
 #
 # Usage: cargo build --release --locked && benches/poll_side_by_side.sh [N] [ROUNDS] [RTT_MS]
 #   defaults N=10000 ROUNDS=5 RTT_MS=0. RTT_MS > 0 puts a delay proxy (imap_baselines.py
@@ -40,12 +42,12 @@ if [[ $RTT_MS != 0 ]]; then
   client_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$bench_python" "$here/imap_baselines.py" delay-proxy --port "$port" --listen-port "$client_port" --rtt-ms "$RTT_MS" &
   proxy=$!
-  trap 'kill $proxy 2>/dev/null || true; doveadm -c "$work/dovecot.conf" stop 2>/dev/null || true; rm -rf "$work"' EXIT
   sleep 1
 fi
 config=$(jq -c --argjson p "$client_port" '.port = $p' <<<"$bench_config")
 py=("$bench_python" "$here/imap_baselines.py" --port "$client_port" --ca "$ca" --user "$bench_user" --password "$bench_password")
 shm=$(mktemp -d /dev/shm/soar-bench.XXXXXX)
+# Replaces bench_dovecot_start's trap: it also stops the proxy and removes $shm.
 trap 'kill ${proxy:-} 2>/dev/null || true; doveadm -c "$work/dovecot.conf" stop 2>/dev/null || true; rm -rf "$work" "$shm"' EXIT
 results="$work/results.txt"
 : > "$results"
