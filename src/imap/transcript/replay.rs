@@ -98,6 +98,12 @@ fn to_usize(n: u32) -> usize {
 }
 
 impl Transcript {
+    /// The event at `pos` if it still belongs to `connection`.
+    fn next_event(&self, connection: usize, pos: usize) -> Option<&Event> {
+        let end = self.connections.get(connection).map_or(0, |c| c.events.end);
+        self.events.get(pos).filter(|_| pos < end)
+    }
+
     /// The bytes of `event`, which start at `start`.
     fn bytes(&self, start: usize, event: &Event) -> &[u8] {
         let end = start.saturating_add(to_usize(event.len));
@@ -605,10 +611,7 @@ impl Replay {
                     return Err(message);
                 }
             }
-            let end = state.t.connections.get(index).map_or(0, |c| c.events.end);
-            if cursor.pos < end
-                && let Some(event) = state.t.events.get(cursor.pos)
-            {
+            if let Some(event) = state.t.next_event(index, cursor.pos) {
                 let within = if cursor.served > 0 {
                     "in the middle of"
                 } else {
@@ -641,8 +644,7 @@ fn client_piece(
     cursor: &mut Cursor,
     piece: &[u8],
 ) -> Result<(), String> {
-    let end = t.connections.get(connection).map_or(0, |c| c.events.end);
-    let event = t.events.get(cursor.pos).filter(|_| cursor.pos < end);
+    let event = t.next_event(connection, cursor.pos);
     let sent = || {
         // A look-ahead copy: the real redactor only sees pieces that matched.
         let hidden = cursor.redactor.clone().client_piece(piece);
@@ -714,6 +716,18 @@ fn mismatch_error(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
+/// The cursor of `connection`, unless the connection is unknown or already stopped at a
+/// difference (then every later call fails with the same message).
+fn live_cursor(opened: &mut [Cursor], connection: usize) -> io::Result<&mut Cursor> {
+    let cursor = opened
+        .get_mut(connection)
+        .ok_or_else(|| mismatch_error("replay: no such connection".into()))?;
+    match &cursor.broken {
+        Some(message) => Err(mismatch_error(message.clone())),
+        None => Ok(cursor),
+    }
+}
+
 impl State {
     /// Stop `connection` at a difference; the first one of the run is kept.
     fn fail(&mut self, connection: usize, message: String) -> io::Error {
@@ -725,12 +739,7 @@ impl State {
     }
 
     fn read(&mut self, connection: usize, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(cursor) = self.opened.get_mut(connection) else {
-            return Err(mismatch_error("replay: no such connection".into()));
-        };
-        if let Some(message) = &cursor.broken {
-            return Err(mismatch_error(message.clone()));
-        }
+        let cursor = live_cursor(&mut self.opened, connection)?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -741,14 +750,9 @@ impl State {
                 return Err(self.fail(connection, message));
             }
         }
-        let end = self
-            .t
-            .connections
-            .get(connection)
-            .map_or(0, |c| c.events.end);
         let mut filled = 0;
-        while filled < buf.len() && cursor.pos < end {
-            let Some(event) = self.t.events.get(cursor.pos) else {
+        while filled < buf.len() {
+            let Some(event) = self.t.next_event(connection, cursor.pos) else {
                 break;
             };
             if event.kind != Kind::Server {
@@ -773,7 +777,7 @@ impl State {
             return Ok(filled);
         }
         let name = &self.t.name;
-        let next = self.t.events.get(cursor.pos).filter(|_| cursor.pos < end);
+        let next = self.t.next_event(connection, cursor.pos);
         match next.map(|event| (event, event.kind)) {
             Some((event, Kind::Eof)) => {
                 cursor.advance(event);
@@ -820,24 +824,14 @@ impl State {
     }
 
     fn write(&mut self, connection: usize, buf: &[u8]) -> io::Result<usize> {
-        let Some(cursor) = self.opened.get_mut(connection) else {
-            return Err(mismatch_error("replay: no such connection".into()));
-        };
-        if let Some(message) = &cursor.broken {
-            return Err(mismatch_error(message.clone()));
-        }
+        let cursor = live_cursor(&mut self.opened, connection)?;
         if buf.is_empty() {
             return Ok(0);
         }
         let mut pending = mem::take(&mut cursor.pending);
         if pending.is_empty() {
             // Starting a piece where the server should speak fails now, not at the line end.
-            let end = self
-                .t
-                .connections
-                .get(connection)
-                .map_or(0, |c| c.events.end);
-            let next = self.t.events.get(cursor.pos).filter(|_| cursor.pos < end);
+            let next = self.t.next_event(connection, cursor.pos);
             if next.is_none_or(|event| event.kind != Kind::Client) {
                 let line_end = buf
                     .iter()
