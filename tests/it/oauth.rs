@@ -23,7 +23,7 @@ use crate::{
         AuthorizeOutcome, CLIENT_ID, CLIENT_SECRET, DENIED_DESCRIPTION, HttpResponse, OAuthStub,
         form_decode, http, random_token,
     },
-    support::{Run, files_under, root},
+    support::{Run, files_under, root, wait_bounded},
 };
 
 const GMAIL_SCOPE: &str = "https://mail.google.com/";
@@ -583,20 +583,11 @@ impl Setup {
         }
 
         // Wait for the binary (bounded: kill it rather than hang the suite).
-        let deadline = Instant::now() + Duration::from_mins(1);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "oauth login did not finish; stderr so far:\n{}",
-                    stderr_reader.join().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let Some(status) = wait_bounded(&mut child, Duration::from_mins(1)) else {
+            panic!(
+                "oauth login did not finish; stderr so far:\n{}",
+                stderr_reader.join().unwrap()
+            );
         };
         let run = Run {
             code: status.code().unwrap_or(-1),

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
     poll::new_uids,
-    support::Run,
+    support::{Run, wait_bounded},
 };
 
 /// No run of the binary in this file may take longer than this.
@@ -148,17 +148,8 @@ pub(crate) fn run(request: &Value, home: &Path, limit: Duration) -> Run {
         let mut s = Vec::new();
         stderr.read_to_end(&mut s).map(|_| s)
     });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("soar-imap did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_bounded(&mut child, limit) else {
+        panic!("soar-imap did not finish within {limit:?}");
     };
     let run = Run {
         code: status.code().unwrap_or(-1),

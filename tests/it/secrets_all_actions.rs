@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
     oauth_server::{AuthorizeOutcome, OAuthStub, http, random_token},
-    support::{files_under, root},
+    support::{files_under, root, wait_bounded},
 };
 
 /// No run may take longer (every config has `timeout_secs: 10`).
@@ -149,17 +149,8 @@ impl Runs {
                 }
             }
         }
-        let deadline = Instant::now() + RUN_LIMIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("soar-imap {args:?} did not finish within {RUN_LIMIT:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
+        let Some(status) = wait_bounded(&mut child, RUN_LIMIT) else {
+            panic!("soar-imap {args:?} did not finish within {RUN_LIMIT:?}");
         };
         (
             status.code().unwrap_or(-1),
