@@ -144,7 +144,7 @@ fn container_of(raw: &[u8], options: &BuildOptions) -> Container {
         container_id: None,
         label: "email",
     };
-    build_container(&source, options, &mut MemoryVault::default()).unwrap()
+    build_container(&source, options, &MemoryVault::default()).unwrap()
 }
 
 /// [`container_of`] as JSON, for the checks.

@@ -124,7 +124,7 @@ struct Collector<'v> {
     options: BuildOptions,
     email_id: u64,
     container_id: Option<i64>,
-    vault: &'v mut dyn Vault,
+    vault: &'v dyn Vault,
     vault_error: Option<VaultError>,
     found: FoundIndicators,
     messages: Vec<OpenMessage>,
@@ -139,7 +139,7 @@ struct Collector<'v> {
 pub fn build_container(
     source: &EmailSource<'_>,
     options: &BuildOptions,
-    vault: &mut dyn Vault,
+    vault: &dyn Vault,
 ) -> Result<Container, VaultError> {
     let mut collector = Collector {
         options: *options,
@@ -415,7 +415,7 @@ mod tests {
             add_body_to_header_artifacts: add_body,
             ..BuildOptions::default()
         };
-        let container = build_container(&source, &options, &mut MemoryVault::default()).unwrap();
+        let container = build_container(&source, &options, &MemoryVault::default()).unwrap();
         let email = container
             .artifacts
             .iter()

@@ -11,7 +11,7 @@ use crate::{
     imap::Link,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
     state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
-    vault::{DirVault, MemoryVault, Vault},
+    vault::{DirVault, NoVault, Vault},
 };
 
 /// What the run may know of its environment; `main` fills it so the core stays pure.
@@ -251,14 +251,14 @@ pub(crate) enum Opened {
     /// Stateful: the `SQLite` store and the vault under `data_dir`.
     Disk(SqliteStore, DirVault, PathBuf),
     /// Stateless: state from and back to the request; attachments are hashed, not kept.
-    Memory(MemoryStore, MemoryVault),
+    Memory(MemoryStore, NoVault),
 }
 
 impl Opened {
-    pub(crate) fn parts(&mut self) -> (&mut dyn StateStore, &mut dyn Vault) {
+    pub(crate) fn parts(&mut self) -> (&mut dyn StateStore, &dyn Vault) {
         match self {
-            Opened::Disk(store, vault, _) => (store, vault),
-            Opened::Memory(store, vault) => (store, vault),
+            Opened::Disk(store, vault, _) => (store, &*vault),
+            Opened::Memory(store, vault) => (store, &*vault),
         }
     }
 
@@ -287,7 +287,7 @@ pub(crate) fn open_store(
     if let Some(state) = &request.state {
         let folder_hash = crate::sdi::md5_hex(config.folder.as_bytes());
         let store = MemoryStore::from_json(state, &folder_hash).map_err(|e| e.to_string())?;
-        return Ok(Opened::Memory(store, MemoryVault::default()));
+        return Ok(Opened::Memory(store, NoVault));
     }
     let data_dir = env.data_dir(config)?;
     let store = SqliteStore::open(&data_dir, &request.asset_id, DEFAULT_LOCK_WAIT)

@@ -6,16 +6,29 @@
 //! attachment name is harmless.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
     io::Write as _,
     path::{Path, PathBuf},
+    sync::{Mutex, PoisonError},
 };
 
-/// Where attachment bytes go. The container builder only talks to this seam.
-pub trait Vault {
+use tempfile::TempPath;
+
+/// Where attachment bytes go. The container builder only talks to this seam; several
+/// builders may store into one vault at once, from different threads.
+pub trait Vault: Sync {
     /// Store `bytes` under `vault_id` (their SHA-1 hex). Storing the same id twice is a
-    /// no-op: the content is the same by construction.
-    fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError>;
+    /// no-op: the content is the same by construction. The file may only become
+    /// durable at the next [`Vault::flush`].
+    fn store(&self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError>;
+
+    /// Make every file stored so far durable under its final name. Whoever records a
+    /// vault id (the ledger, a response) calls this first, so no record ever names a
+    /// file a power cut could take away.
+    fn flush(&self) -> Result<(), VaultError> {
+        Ok(())
+    }
 }
 
 /// A vault write failed; the action fails rather than silently dropping the file.
@@ -28,10 +41,37 @@ pub struct VaultError {
     source: std::io::Error,
 }
 
+/// Files flushed at once: enough to keep a disk's queue full, few enough not to matter.
+const FLUSH_THREADS: usize = 16;
+
 /// The on-disk vault under a data directory.
-#[derive(Debug, Clone)]
+///
+/// Each file is written to a temporary name beside its final one and left there,
+/// unsynced, until [`Vault::flush`]: then every staged file is fsynced at once, from
+/// several threads (a disk serves concurrent fsyncs together, where one after another
+/// each waits for its own journal commit), renamed into place, and the directories
+/// holding the new names are fsynced. A poll flushes once per batch instead of paying
+/// one fsync per attachment in series. Dropped unflushed, staged files are deleted.
+#[derive(Debug)]
 pub struct DirVault {
     root: PathBuf,
+    staged: Mutex<Staged>,
+}
+
+/// Files written but not yet flushed.
+#[derive(Debug, Default)]
+struct Staged {
+    files: Vec<StagedFile>,
+    ids: BTreeSet<String>,
+    /// The vault directory itself was created: its parent needs an fsync too.
+    created_root: bool,
+}
+
+#[derive(Debug)]
+struct StagedFile {
+    vault_id: String,
+    path: PathBuf,
+    temp: TempPath,
 }
 
 impl DirVault {
@@ -39,6 +79,7 @@ impl DirVault {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             root: data_dir.join("vault"),
+            staged: Mutex::default(),
         }
     }
 
@@ -48,60 +89,177 @@ impl DirVault {
         self.root.join(fan).join(vault_id)
     }
 
-    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    fn staged(&self) -> std::sync::MutexGuard<'_, Staged> {
+        // A panic while the lock was held (caught per message) leaves the list whole:
+        // each push is one step.
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Write `bytes` to a temporary file in the same directory as `path`, so the rename
+    /// at flush time is atomic: a reader (or a crash) never sees a half-written file
+    /// under the final name.
+    fn write_temp(&self, path: &Path, bytes: &[u8]) -> std::io::Result<(TempPath, bool)> {
         let dir = path.parent().unwrap_or(&self.root);
+        let created_root = !self.root.is_dir();
         std::fs::create_dir_all(dir)?;
-        // Write to a temporary file in the same directory and rename it into place, so
-        // a reader (or a crash) never sees a half-written file under the final name.
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        match tmp.persist_noclobber(path) {
-            Ok(_) => Ok(()),
-            // Another run stored the same content first: same bytes, nothing to do.
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e.error),
+        // Closed now: a message with thousands of attachments must not hold thousands
+        // of descriptors until the flush.
+        Ok((tmp.into_temp_path(), created_root))
+    }
+
+    fn error(vault_id: &str, path: &Path, source: std::io::Error) -> VaultError {
+        VaultError {
+            vault_id: vault_id.to_owned(),
+            path: path.to_path_buf(),
+            source,
         }
     }
 }
 
 impl Vault for DirVault {
-    fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
+    fn store(&self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
         let valid_id = vault_id.len() == 40 && vault_id.bytes().all(|b| b.is_ascii_hexdigit());
         let path = self.path_of(vault_id);
         if !valid_id {
-            return Err(VaultError {
-                vault_id: vault_id.to_owned(),
-                path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "vault id is not a SHA-1",
-                ),
-            });
+            return Err(Self::error(
+                vault_id,
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "vault id is not a SHA-1"),
+            ));
         }
-        if path.is_file() {
+        if path.is_file() || self.staged().ids.contains(vault_id) {
             return Ok(());
         }
-        self.write(&path, bytes).map_err(|source| VaultError {
-            vault_id: vault_id.to_owned(),
+        let (temp, created_root) = self
+            .write_temp(&path, bytes)
+            .map_err(|source| Self::error(vault_id, &path, source))?;
+        let mut staged = self.staged();
+        staged.created_root |= created_root;
+        // Two threads may have written the same content at once: the second copy is
+        // simply dropped (and deleted) here.
+        if staged.ids.insert(vault_id.to_owned()) {
+            staged.files.push(StagedFile {
+                vault_id: vault_id.to_owned(),
+                path,
+                temp,
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), VaultError> {
+        let Staged {
+            files,
+            ids: _,
+            created_root,
+        } = std::mem::take(&mut *self.staged());
+        if files.is_empty() {
+            return Ok(());
+        }
+        in_parallel(&files, |f| {
+            File::open(&f.temp)
+                .and_then(|file| file.sync_all())
+                .map_err(|source| Self::error(&f.vault_id, &f.path, source))
+        })?;
+        let mut dirs = BTreeSet::new();
+        for StagedFile {
+            vault_id,
             path,
-            source,
+            temp,
+        } in files
+        {
+            match temp.persist_noclobber(&path) {
+                Ok(()) => {}
+                // Another run stored the same content first: same bytes, nothing to do.
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Self::error(&vault_id, &path, e.error)),
+            }
+            if let Some(dir) = path.parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+        // The new names are durable once their directories are; a new fan-out
+        // directory needs the vault directory synced, a new vault its data directory.
+        dirs.insert(self.root.clone());
+        if created_root && let Some(parent) = self.root.parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        in_parallel(&dirs, |dir| {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| Self::error("(directory)", dir, source))
         })
     }
 }
 
+/// Run `job` over `items` on up to [`FLUSH_THREADS`] threads; the first error wins.
+fn in_parallel<T: Sync>(
+    items: &[T],
+    job: impl Fn(&T) -> Result<(), VaultError> + Sync,
+) -> Result<(), VaultError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&job);
+    }
+    let per_thread = items.len().div_ceil(FLUSH_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(&job)))
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
 /// A vault in memory, for tests and for callers that only want the container.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct MemoryVault {
-    /// Stored files by vault id.
-    pub files: BTreeMap<String, Vec<u8>>,
+    files: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryVault {
+    /// The bytes stored under `vault_id`.
+    pub fn file(&self, vault_id: &str) -> Option<Vec<u8>> {
+        self.files().get(vault_id).cloned()
+    }
+
+    /// How many files are stored.
+    pub fn len(&self) -> usize {
+        self.files().len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.files().is_empty()
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Vault for MemoryVault {
-    fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
-        self.files
+    fn store(&self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
+        self.files()
             .entry(vault_id.to_owned())
             .or_insert_with(|| bytes.to_vec());
+        Ok(())
+    }
+}
+
+/// The vault of a stateless run: attachments are hashed into their artifacts and not
+/// kept anywhere (keeping them in memory would grow with the mailbox).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoVault;
+
+impl Vault for NoVault {
+    fn store(&self, _: &str, _: &[u8]) -> Result<(), VaultError> {
         Ok(())
     }
 }
@@ -111,26 +269,88 @@ mod tests {
     use super::*;
 
     const ID: &str = "a9993e364706816aba3e25717850c26c9cd0d89d"; // sha1("abc")
+    const ID2: &str = "b8b7ea8b1e03a1b4c5d1c6b0e3f1b6f6e2b5a6a0";
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn stores_by_content_under_fanout_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut vault = DirVault::new(dir.path());
+        let vault = DirVault::new(dir.path());
         vault.store(ID, b"abc").unwrap();
         vault.store(ID, b"abc").unwrap();
+        vault.flush().unwrap();
+        vault.store(ID, b"abc").unwrap();
+        vault.flush().unwrap();
         let path = dir.path().join("vault").join("a9").join(ID);
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
         // No temporary files are left next to it.
-        assert_eq!(
-            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
-            1
-        );
+        assert_eq!(names_in(path.parent().unwrap()), [ID]);
+    }
+
+    #[test]
+    fn a_file_has_its_final_name_only_once_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = DirVault::new(dir.path());
+        vault.store(ID, b"abc").unwrap();
+        vault.store(ID2, b"other").unwrap();
+        let path = vault.path_of(ID);
+        assert!(!path.exists(), "named before it was durable");
+        vault.flush().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        assert_eq!(std::fs::read(vault.path_of(ID2)).unwrap(), b"other");
+        // A second flush has nothing to do.
+        vault.flush().unwrap();
+    }
+
+    #[test]
+    fn an_unflushed_vault_leaves_no_files_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = DirVault::new(dir.path());
+        vault.store(ID, b"abc").unwrap();
+        let fan = dir.path().join("vault").join("a9");
+        assert_eq!(names_in(&fan).len(), 1, "the staged temporary file");
+        drop(vault);
+        assert!(names_in(&fan).is_empty());
+    }
+
+    #[test]
+    fn many_files_flush_from_several_threads_into_place() {
+        use sha1::{Digest as _, Sha1};
+        let dir = tempfile::tempdir().unwrap();
+        let vault = DirVault::new(dir.path());
+        let contents: Vec<Vec<u8>> = (0..100).map(|i| format!("file {i}").into_bytes()).collect();
+        let ids: Vec<String> = contents
+            .iter()
+            .map(|c| crate::sdi::hex(&Sha1::digest(c)))
+            .collect();
+        std::thread::scope(|s| {
+            for half in [0..50, 50..100] {
+                let (vault, ids, contents) = (&vault, &ids, &contents);
+                s.spawn(move || {
+                    for i in half {
+                        vault.store(&ids[i], &contents[i]).unwrap();
+                    }
+                });
+            }
+        });
+        vault.flush().unwrap();
+        for (id, content) in ids.iter().zip(&contents) {
+            assert_eq!(&std::fs::read(vault.path_of(id)).unwrap(), content);
+        }
     }
 
     #[test]
     fn rejects_ids_that_could_escape_the_vault() {
         let dir = tempfile::tempdir().unwrap();
-        let mut vault = DirVault::new(dir.path());
+        let vault = DirVault::new(dir.path());
         assert!(vault.store("../../etc/passwd", b"x").is_err());
         assert!(!dir.path().join("vault").exists());
     }

@@ -112,8 +112,8 @@ fn build(raw: &[u8]) -> (Container, MemoryVault) {
         container_id: Some(CONTAINER_ID),
         label: "email",
     };
-    let mut vault = MemoryVault::default();
-    let container = build_container(&source, &options, &mut vault)
+    let vault = MemoryVault::default();
+    let container = build_container(&source, &options, &vault)
         .unwrap_or_else(|e| panic!("a memory vault cannot fail, yet: {e}"));
     (container, vault)
 }
@@ -237,10 +237,9 @@ fn check_vault_artifact(index: usize, cef: &Map<String, Value>, vault: &MemoryVa
     let field = |key: &str| cef.get(key).and_then(Value::as_str).unwrap_or("");
     let id = field("vaultId");
     let bytes = vault
-        .files
-        .get(id)
+        .file(id)
         .unwrap_or_else(|| panic!("vault artifact {index}: {id:?} is not in the vault"));
-    let hashes = FileHashes::of(bytes);
+    let hashes = FileHashes::of(&bytes);
     assert_eq!(
         id, hashes.sha1,
         "vault artifact {index}: id is not the SHA-1"

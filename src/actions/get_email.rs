@@ -236,6 +236,8 @@ fn by_uid(
                 entries: vec![entry],
                 progress: None,
             };
+            // The ledger row names its attachments: they are durable first.
+            ctx.vault.flush().map_err(|e| e.to_string())?;
             ctx.store.commit_batch(&batch).map_err(|e| e.to_string())?;
             containers(container);
             id

@@ -23,7 +23,7 @@ pub struct IngestContext<'a> {
     /// Poll state, ledger and tokens.
     pub store: &'a mut dyn StateStore,
     /// Where attachments go.
-    pub vault: &'a mut dyn Vault,
+    pub vault: &'a dyn Vault,
     /// How to reach the mailbox: a [`super::connect::Connector`] in production, a
     /// scripted or in-memory session in tests.
     pub open: &'a dyn SessionSource,
@@ -80,9 +80,120 @@ impl From<IngestError> for String {
     }
 }
 
+/// How a message is recognised in the ledger.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// SHA-256 of the raw message, hex.
+    pub sha256: String,
+    /// Its `Message-ID`, when it has one.
+    pub message_id: Option<String>,
+}
+
+impl Identity {
+    /// The identity of a raw message.
+    pub fn of(raw: &[u8]) -> Self {
+        Identity {
+            sha256: hex(&Sha256::digest(raw)),
+            message_id: mail_parser::MessageParser::default()
+                .parse_headers(raw)
+                .and_then(|m| m.message_id().map(str::to_owned)),
+        }
+    }
+}
+
+/// The message's ledger entry when it was ingested before: its container flagged
+/// `duplicate` (when the ledger keeps containers), and its id.
+pub fn find_existing(
+    store: &dyn StateStore,
+    identity: &Identity,
+) -> Result<Option<(Option<Container>, i64)>, IngestError> {
+    let existing = store
+        .find_by_message(identity.message_id.as_deref(), &identity.sha256)
+        .map_err(|e| IngestError::Storage(e.to_string()))?;
+    Ok(existing.map(|existing| {
+        let container = existing.container.map(|mut c| {
+            c.duplicate = true;
+            c
+        });
+        (container, existing.id)
+    }))
+}
+
+/// What building a container needs, shared by the threads of a poll that build a
+/// batch's containers at once.
+#[derive(Clone, Copy)]
+pub struct Builder<'a> {
+    /// The asset configuration.
+    pub config: &'a Config,
+    /// The container label.
+    pub label: &'a str,
+    /// Where attachments go (flushed by the caller before it commits).
+    pub vault: &'a dyn Vault,
+}
+
+/// One message to build a container for: fetched from `folder` (as typed; hashed into
+/// the SDI), not in the ledger, with container id `id`.
+pub struct ToBuild<'m> {
+    /// The message.
+    pub message: &'m FetchedMessage,
+    /// How the ledger will recognise it.
+    pub identity: Identity,
+    /// Only its headers were fetched: it is over `max_email_size_mb`.
+    pub oversize: bool,
+    /// Its container id.
+    pub id: i64,
+}
+
+impl Builder<'_> {
+    /// Build the ledger entry of one message not yet ingested.
+    pub fn build(&self, job: ToBuild<'_>, folder: &str) -> Result<NewLedgerEntry, IngestError> {
+        let ToBuild {
+            message,
+            identity,
+            oversize,
+            id,
+        } = job;
+        let config = self.config;
+        let source = EmailSource {
+            raw: &message.raw,
+            email_id: u64::from(message.uid),
+            folder,
+            container_id: Some(id),
+            label: self.label,
+        };
+        let options = build_options(config);
+        // The pipeline is built never to panic; should a bug prove otherwise, this
+        // message is recorded as failed and the others are still ingested.
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            build_container(&source, &options, self.vault)
+        }))
+        .map_err(|_| {
+            IngestError::Message(
+                "internal error while parsing (a bug: please report it with the email)".to_owned(),
+            )
+        })?;
+        // The pipeline's only error is a vault write that failed.
+        let mut container = built.map_err(|e| IngestError::Storage(e.to_string()))?;
+        if oversize {
+            container.data.parse_warnings.push(format!(
+                "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",
+                message.size, config.max_email_size_mb
+            ));
+        }
+        let vault_files = VaultFile::from_container(&container);
+        Ok(NewLedgerEntry {
+            uid: message.uid,
+            message_id: identity.message_id,
+            sha256: identity.sha256,
+            container,
+            vault_files,
+        })
+    }
+}
+
 /// Ingest one message fetched from `folder` (as typed; hashed into the SDI): recognise
 /// it in the ledger by SHA-256 and Message-ID, or build its container with the next id
-/// from `ids`.
+/// from `ids`. The caller flushes the vault before committing the entry.
 pub fn ingest(
     ctx: &mut IngestContext<'_>,
     message: &FetchedMessage,
@@ -90,60 +201,27 @@ pub fn ingest(
     oversize: bool,
     ids: &mut std::ops::Range<i64>,
 ) -> Result<Ingested, IngestError> {
-    let storage = |e: &dyn std::fmt::Display| IngestError::Storage(e.to_string());
-    let config = ctx.config;
-    let sha256 = hex(&Sha256::digest(&message.raw));
-    let message_id = mail_parser::MessageParser::default()
-        .parse_headers(&message.raw)
-        .and_then(|m| m.message_id().map(str::to_owned));
-    if let Some(existing) = ctx
-        .store
-        .find_by_message(message_id.as_deref(), &sha256)
-        .map_err(|e| storage(&e))?
-    {
-        let container = existing.container.map(|mut c| {
-            c.duplicate = true;
-            c
-        });
-        return Ok(Ingested::Duplicate(container, existing.id));
+    let identity = Identity::of(&message.raw);
+    if let Some((container, id)) = find_existing(&*ctx.store, &identity)? {
+        return Ok(Ingested::Duplicate(container, id));
     }
     let id = match ids.next() {
         Some(id) => id,
-        None => ctx.store.next_container_id().map_err(|e| storage(&e))?,
+        None => ctx
+            .store
+            .next_container_id()
+            .map_err(|e| IngestError::Storage(e.to_string()))?,
     };
-    let source = EmailSource {
-        raw: &message.raw,
-        email_id: u64::from(message.uid),
-        folder,
-        container_id: Some(id),
+    let builder = Builder {
+        config: ctx.config,
         label: ctx.label,
+        vault: ctx.vault,
     };
-    let options = build_options(config);
-    let vault = &mut *ctx.vault;
-    // The pipeline is built never to panic; should a bug prove otherwise, this message
-    // is recorded as failed and the others are still ingested.
-    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_container(&source, &options, vault)
-    }))
-    .map_err(|_| {
-        IngestError::Message(
-            "internal error while parsing (a bug: please report it with the email)".to_owned(),
-        )
-    })?;
-    // The pipeline's only error is a vault write that failed.
-    let mut container = built.map_err(|e| storage(&e))?;
-    if oversize {
-        container.data.parse_warnings.push(format!(
-            "message is {} bytes, over config.max_email_size_mb ({} MB): only its headers were fetched",
-            message.size, config.max_email_size_mb
-        ));
-    }
-    let vault_files = VaultFile::from_container(&container);
-    Ok(Ingested::New(NewLedgerEntry {
-        uid: message.uid,
-        message_id,
-        sha256,
-        container,
-        vault_files,
-    }))
+    let job = ToBuild {
+        message,
+        identity,
+        oversize,
+        id,
+    };
+    builder.build(job, folder).map(Ingested::New)
 }

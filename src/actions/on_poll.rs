@@ -8,13 +8,14 @@
 
 use std::{
     collections::BTreeSet,
+    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use serde_json::{Map, Value, json};
 
 use super::{
-    ingest::{IngestContext, IngestError, Ingested, ingest},
+    ingest::{Builder, Identity, IngestContext, IngestError, ToBuild, find_existing},
     poll_plan::{Plan, plan},
 };
 use crate::{
@@ -28,6 +29,7 @@ use crate::{
         BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, NewLedgerEntry, Position,
         StateStore,
     },
+    vault::Vault,
 };
 
 /// `container_count` of a scheduled poll (the platform's "no limit").
@@ -285,8 +287,26 @@ fn select_scheduled(
     })
 }
 
+/// What becomes of each UID of a batch, decided in UID order before the batch's
+/// containers are built.
+enum Step {
+    /// Expunged between search and fetch: nothing to ingest, nothing lost.
+    Vanished,
+    /// Already in the ledger (its container, when the ledger keeps containers).
+    Duplicate(Option<Container>),
+    /// New: its container is built with the others of the batch.
+    Build,
+    /// The ledger could not be read: the poll stops here.
+    Stop(IngestError),
+}
+
+/// A fetched batch: each message, and whether it is over the size limit (headers only).
+type Fetched = Vec<(FetchedMessage, bool)>;
+
 /// Fetch and ingest the selection batch by batch, committing each batch's containers
-/// with the folder state that covers them.
+/// with the folder state that covers them. A batch's containers are built on every
+/// core while the next batch is fetched; they are committed in UID order, as if built
+/// one by one.
 fn ingest_selection(
     session: &mut dyn MailSession,
     ctx: &mut IngestContext<'_>,
@@ -304,39 +324,69 @@ fn ingest_selection(
         let progress = Some(progress(plan, &remaining, &failed, true));
         commit(ctx.store, folder, Vec::new(), progress)?;
     }
+    let builder = Builder {
+        config: ctx.config,
+        label: ctx.label,
+        vault: ctx.vault,
+    };
+    let max_email_size_mb = ctx.config.max_email_size_mb;
+    let mut prefetched: Option<Result<Fetched, String>> = None;
     for (index, uids) in batches.iter().enumerate() {
-        let fetched = fetch_batch(session, uids, ctx.config.max_email_size_mb, tally)?;
-        let mut entries = Vec::new();
+        // A failed fetch ends the poll here, after every earlier batch was committed.
+        let fetched = match prefetched.take() {
+            Some(fetched) => fetched?,
+            None => fetch_batch(session, uids, max_email_size_mb, tally)?,
+        };
         // One durable reservation per batch; ids of duplicates are simply never used.
         let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
         let mut ids = ctx
             .store
             .reserve_container_ids(count)
             .map_err(|e| e.to_string())?;
-        for &uid in *uids {
+        let Decided { steps, jobs } = decide(&mut *ctx.store, uids, &fetched, &mut ids)?;
+        // Fetch ahead only while a batch is small: two large batches at once would
+        // double the memory a poll needs.
+        let batch_bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
+        let next = batches
+            .get(index + 1)
+            .filter(|_| batch_bytes <= BATCH_BYTES);
+        let (built, ahead) = build_batch(builder, &ctx.config.folder, jobs, || {
+            next.map(|next| fetch_batch(session, next, max_email_size_mb, tally))
+        });
+        prefetched = ahead;
+        let mut built = built.into_iter();
+        let mut entries = Vec::new();
+        for (uid, step) in steps {
             remaining.remove(&uid);
-            let Some((message, oversize)) = fetched.iter().find(|(m, _)| m.uid == uid) else {
-                // Expunged between search and fetch: nothing to ingest, nothing lost.
-                tally.vanished += 1;
-                continue;
-            };
-            tracing::info!("Parsing email uid: {uid}");
-            match ingest(ctx, message, &ctx.config.folder, *oversize, &mut ids) {
-                Ok(Ingested::New(entry)) => entries.push(entry),
-                Ok(Ingested::Duplicate(container, _)) => {
+            let outcome = match step {
+                Step::Vanished => {
+                    tally.vanished += 1;
+                    continue;
+                }
+                Step::Duplicate(container) => {
                     tally.duplicates += 1;
                     if let Some(container) = container {
                         containers(container);
                     }
+                    continue;
                 }
+                Step::Build => built.next().unwrap_or_else(|| {
+                    Err(IngestError::Message(
+                        "internal error: its container was not built".to_owned(),
+                    ))
+                }),
+                Step::Stop(error) => Err(error),
+            };
+            match outcome {
+                Ok(entry) => entries.push(entry),
                 Err(IngestError::Storage(reason)) => {
                     // Keep what the batch built so far, with this UID and the rest of
                     // the poll still queued, and stop: the disk needs someone first.
                     remaining.insert(uid);
                     let progress = position.map(|_| progress(plan, &remaining, &failed, false));
-                    if let Err(e) =
-                        commit_and_emit(ctx.store, folder, entries, progress, containers, tally)
-                    {
+                    if let Err(e) = commit_and_emit(
+                        ctx.store, ctx.vault, folder, entries, progress, containers, tally,
+                    ) {
                         // The disk is full for the database too: this batch is fetched
                         // again by the next poll.
                         tracing::warn!("{e}");
@@ -360,21 +410,134 @@ fn ingest_selection(
         }
         let last = index + 1 == batches.len();
         let progress = position.map(|_| progress(plan, &remaining, &failed, last));
-        commit_and_emit(ctx.store, folder, entries, progress, containers, tally)?;
+        commit_and_emit(
+            ctx.store, ctx.vault, folder, entries, progress, containers, tally,
+        )?;
     }
     Ok(())
 }
 
+/// Each UID of a batch with its step, and the containers to build.
+struct Decided<'m> {
+    steps: Vec<(u32, Step)>,
+    jobs: Vec<ToBuild<'m>>,
+}
+
+/// Decide what becomes of each UID of a fetched batch, in UID order: the new ones get
+/// their container ids and become jobs for [`build_batch`].
+fn decide<'m>(
+    store: &mut dyn StateStore,
+    uids: &[u32],
+    fetched: &'m Fetched,
+    ids: &mut std::ops::Range<i64>,
+) -> Result<Decided<'m>, String> {
+    let mut steps = Vec::with_capacity(uids.len());
+    let mut jobs = Vec::new();
+    for &uid in uids {
+        let Some((message, oversize)) = fetched.iter().find(|(m, _)| m.uid == uid) else {
+            steps.push((uid, Step::Vanished));
+            continue;
+        };
+        let identity = Identity::of(&message.raw);
+        match find_existing(&*store, &identity) {
+            Ok(Some((container, _))) => steps.push((uid, Step::Duplicate(container))),
+            Ok(None) => {
+                let id = match ids.next() {
+                    Some(id) => id,
+                    None => store.next_container_id().map_err(|e| e.to_string())?,
+                };
+                tracing::info!("Parsing email uid: {uid}");
+                jobs.push(ToBuild {
+                    message,
+                    identity,
+                    oversize: *oversize,
+                    id,
+                });
+                steps.push((uid, Step::Build));
+            }
+            Err(error) => {
+                // Nothing after this UID is decided: the poll stops at it.
+                steps.push((uid, Step::Stop(error)));
+                break;
+            }
+        }
+    }
+    Ok(Decided { steps, jobs })
+}
+
+/// Build the containers of `jobs` on every core while `meanwhile` (the next batch's
+/// fetch) runs on this thread; the results come back in the order of `jobs`.
+fn build_batch<T>(
+    builder: Builder<'_>,
+    folder: &str,
+    jobs: Vec<ToBuild<'_>>,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<Result<NewLedgerEntry, IngestError>>, T) {
+    let count = jobs.len();
+    if count == 0 {
+        return (Vec::new(), meanwhile());
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(count);
+    // Messages differ a lot in size, so each worker takes the next one when it is free.
+    let queue = Mutex::new(jobs.into_iter().enumerate());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                        let Some((index, job)) = next else {
+                            return done;
+                        };
+                        done.push((index, builder.build(job, folder)));
+                    }
+                })
+            })
+            .collect();
+        let other = meanwhile();
+        let mut results: Vec<Option<Result<NewLedgerEntry, IngestError>>> =
+            std::iter::repeat_with(|| None).take(count).collect();
+        for handle in handles {
+            // `build` catches a panic per message; one here is a bug of this loop.
+            let done = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (index, result) in done {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(result);
+                }
+            }
+        }
+        let results = results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(IngestError::Message(
+                        "internal error: its container was not built".to_owned(),
+                    ))
+                })
+            })
+            .collect();
+        (results, other)
+    })
+}
+
 /// Commit a batch, then hand its containers on and count them: a container on stdout,
-/// or in the summary, is always in the ledger.
+/// or in the summary, is always in the ledger, and every vault file the ledger names
+/// is durable before the ledger names it.
 fn commit_and_emit(
     store: &mut dyn StateStore,
+    vault: &dyn Vault,
     folder: &Folder,
     entries: Vec<NewLedgerEntry>,
     progress: Option<FolderProgress>,
     containers: &mut dyn FnMut(Container),
     tally: &mut Tally,
 ) -> Result<(), String> {
+    vault.flush().map_err(|e| e.to_string())?;
     let committed = commit(store, folder, entries, progress)?;
     tally.ingested += committed.len();
     tally.artifacts += committed
@@ -578,11 +741,11 @@ mod tests {
     }
 
     impl Vault for PickyVault {
-        fn store(&mut self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
+        fn store(&self, vault_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
             if bytes == b"poison" {
                 assert!(!self.panics, "a bug met by one message");
                 if self.disk_full {
-                    let mut broken =
+                    let broken =
                         crate::vault::DirVault::new(std::path::Path::new("/proc/self/no-such-dir"));
                     return broken.store(vault_id, bytes);
                 }
@@ -697,6 +860,37 @@ mod tests {
         assert!(store.pending(&folder, 77).unwrap().is_empty());
         let (_, uids) = poll_once(&mut store, &mut vault);
         assert!(uids.is_empty());
+    }
+
+    #[test]
+    fn batches_built_on_every_core_commit_in_uid_order_with_ids_in_uid_order() {
+        // Three batches (50, 50, 20), each built in parallel while the next is fetched.
+        MAILBOX.with(|m| {
+            *m.borrow_mut() = (1..=120).map(|uid| mail(uid, &format!("file {uid}"))).collect();
+        });
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let mut vault = PickyVault::default();
+        let config =
+            Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
+                .unwrap();
+        let mut ctx = IngestContext {
+            config: &config,
+            label: "email",
+            store: &mut store,
+            vault: &mut vault,
+            open: &open_fake,
+        };
+        let mut containers = Vec::new();
+        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(result.summary["emails_ingested"], 120);
+        let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        let expected: Vec<String> = (1..=120).map(|uid| format!("mail {uid}")).collect();
+        assert_eq!(names, expected);
+        let ids: Vec<i64> = containers.iter().map(|c| c.id.unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // Every attachment reached the vault.
+        assert_eq!(vault.files.len(), 120);
     }
 
     #[test]

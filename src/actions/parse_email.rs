@@ -10,7 +10,7 @@ use crate::{
     container::{Container, EmailSource, build_container},
     dispatch::{RunEnv, echo_parameter},
     protocol::{ActionResult, Status, json_type, show},
-    vault::DirVault,
+    vault::{DirVault, Vault as _},
 };
 
 /// The parameters this action accepts (kept in step with app.json by a test).
@@ -66,7 +66,7 @@ fn parse_one(
     tracing::info!("Parsing email uid: {email_id}");
     let options = super::ingest::build_options(config);
     let data_dir = env.data_dir(config)?;
-    let mut vault = DirVault::new(&data_dir);
+    let vault = DirVault::new(&data_dir);
     let source = EmailSource {
         raw: &raw,
         email_id,
@@ -77,10 +77,15 @@ fn parse_one(
     // The pipeline is built never to panic; should a bug prove otherwise, this email
     // fails with a clear message and the other emails of the request still parse.
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_container(&source, &options, &mut vault)
+        build_container(&source, &options, &vault)
     }));
     match built {
-        Ok(result) => result.map_err(|e| e.to_string()),
+        // The response names the vault files: they are durable before it is written.
+        Ok(result) => {
+            let container = result.map_err(|e| e.to_string())?;
+            vault.flush().map_err(|e| e.to_string())?;
+            Ok(container)
+        }
         Err(_) => Err(format!(
             "internal error while parsing email {email_id} (a bug: please report it with the email)"
         )),

@@ -21,8 +21,8 @@ fn golden_view(raw: &[u8]) -> String {
         container_id: None,
         label: "email",
     };
-    let mut vault = MemoryVault::default();
-    let container = build_container(&source, &BuildOptions::default(), &mut vault).unwrap();
+    let vault = MemoryVault::default();
+    let container = build_container(&source, &BuildOptions::default(), &vault).unwrap();
     // Every vault artifact's file is really in the vault, with the size it claims.
     for artifact in container
         .artifacts
@@ -31,8 +31,7 @@ fn golden_view(raw: &[u8]) -> String {
     {
         let id = artifact["cef"]["vaultId"].as_str().unwrap();
         let stored = vault
-            .files
-            .get(id)
+            .file(id)
             .expect("vault artifact without a stored file");
         assert_eq!(artifact["cef"]["fileSize"], stored.len());
     }
