@@ -866,7 +866,9 @@ mod tests {
     fn batches_built_on_every_core_commit_in_uid_order_with_ids_in_uid_order() {
         // Three batches (50, 50, 20), each built in parallel while the next is fetched.
         MAILBOX.with(|m| {
-            *m.borrow_mut() = (1..=120).map(|uid| mail(uid, &format!("file {uid}"))).collect();
+            *m.borrow_mut() = (1..=120)
+                .map(|uid| mail(uid, &format!("file {uid}")))
+                .collect();
         });
         let mut store = MemoryStore::new(&md5_hex(b"inbox"));
         let mut vault = PickyVault::default();
