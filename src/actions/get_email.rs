@@ -220,7 +220,7 @@ fn by_uid(
         .store
         .reserve_container_ids(1)
         .map_err(|e| e.to_string())?;
-    let container_id = match ingest(ctx, &message, &folder, false, &mut ids)? {
+    let container_id = match ingest(ctx, message, &folder, false, &mut ids)? {
         Ingested::Duplicate(container, id) => {
             if let Some(container) = container {
                 containers(container);

@@ -133,9 +133,9 @@ pub struct Builder<'a> {
 
 /// One message to build a container for: fetched from `folder` (as typed; hashed into
 /// the SDI), not in the ledger, with container id `id`.
-pub struct ToBuild<'m> {
+pub struct ToBuild {
     /// The message.
-    pub message: &'m FetchedMessage,
+    pub message: FetchedMessage,
     /// How the ledger will recognise it.
     pub identity: Identity,
     /// Only its headers were fetched: it is over `max_email_size_mb`.
@@ -146,7 +146,7 @@ pub struct ToBuild<'m> {
 
 impl Builder<'_> {
     /// Build the ledger entry of one message not yet ingested.
-    pub fn build(&self, job: ToBuild<'_>, folder: &str) -> Result<NewLedgerEntry, IngestError> {
+    pub fn build(&self, job: ToBuild, folder: &str) -> Result<NewLedgerEntry, IngestError> {
         let ToBuild {
             message,
             identity,
@@ -196,7 +196,7 @@ impl Builder<'_> {
 /// from `ids`. The caller flushes the vault before committing the entry.
 pub fn ingest(
     ctx: &mut IngestContext<'_>,
-    message: &FetchedMessage,
+    message: FetchedMessage,
     folder: &str,
     oversize: bool,
     ids: &mut std::ops::Range<i64>,

@@ -8,13 +8,13 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use serde_json::{Map, Value, json};
 
 use super::{
+    build_pool::BuildPool,
     ingest::{Builder, Identity, IngestContext, IngestError, ToBuild, find_existing},
     poll_plan::{Plan, plan},
 };
@@ -330,114 +330,118 @@ fn ingest_selection(
         vault: ctx.vault,
     };
     let max_email_size_mb = ctx.config.max_email_size_mb;
-    let mut prefetched: Option<Result<Fetched, String>> = None;
-    for (index, uids) in batches.iter().enumerate() {
-        // A failed fetch ends the poll here, after every earlier batch was committed.
-        let fetched = match prefetched.take() {
-            Some(fetched) => fetched?,
-            None => fetch_batch(session, uids, max_email_size_mb, tally)?,
-        };
-        // One durable reservation per batch; ids of duplicates are simply never used.
-        let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
-        let mut ids = ctx
-            .store
-            .reserve_container_ids(count)
-            .map_err(|e| e.to_string())?;
-        let Decided { steps, jobs } = decide(&mut *ctx.store, uids, &fetched, &mut ids)?;
-        // Fetch ahead only while a batch is small: two large batches at once would
-        // double the memory a poll needs.
-        let batch_bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
-        let next = batches
-            .get(index + 1)
-            .filter(|_| batch_bytes <= BATCH_BYTES);
-        let (built, ahead) = build_batch(builder, &ctx.config.folder, jobs, || {
-            next.map(|next| fetch_batch(session, next, max_email_size_mb, tally))
-        });
-        prefetched = ahead;
-        let mut built = built.into_iter();
-        let mut entries = Vec::new();
-        for (uid, step) in steps {
-            remaining.remove(&uid);
-            let outcome = match step {
-                Step::Vanished => {
-                    tally.vanished += 1;
-                    continue;
-                }
-                Step::Duplicate(container) => {
-                    tally.duplicates += 1;
-                    if let Some(container) = container {
-                        containers(container);
-                    }
-                    continue;
-                }
-                Step::Build => built.next().unwrap_or_else(|| {
-                    Err(IngestError::Message(
-                        "internal error: its container was not built".to_owned(),
-                    ))
-                }),
-                Step::Stop(error) => Err(error),
+    std::thread::scope(|scope| {
+        let pool = BuildPool::start(scope, builder, &ctx.config.folder);
+        let mut prefetched: Option<Result<Fetched, String>> = None;
+        for (index, uids) in batches.iter().enumerate() {
+            // A failed fetch ends the poll here, after every earlier batch was committed.
+            let fetched = match prefetched.take() {
+                Some(fetched) => fetched?,
+                None => fetch_batch(session, uids, max_email_size_mb, tally)?,
             };
-            match outcome {
-                Ok(entry) => entries.push(entry),
-                Err(IngestError::Storage(reason)) => {
-                    // Keep what the batch built so far, with this UID and the rest of
-                    // the poll still queued, and stop: the disk needs someone first.
-                    remaining.insert(uid);
-                    let progress = position.map(|_| progress(plan, &remaining, &failed, false));
-                    if let Err(e) = commit_and_emit(
-                        ctx.store, ctx.vault, folder, entries, progress, containers, tally,
-                    ) {
-                        // The disk is full for the database too: this batch is fetched
-                        // again by the next poll.
-                        tracing::warn!("{e}");
+            // Fetch ahead only while a batch is small: two large batches at once would
+            // double the memory a poll needs.
+            let batch_bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
+            let next = batches
+                .get(index + 1)
+                .filter(|_| batch_bytes <= BATCH_BYTES);
+            // One durable reservation per batch; ids of duplicates are simply never used.
+            let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+            let mut ids = ctx
+                .store
+                .reserve_container_ids(count)
+                .map_err(|e| e.to_string())?;
+            let Decided { steps, jobs } = decide(&mut *ctx.store, uids, fetched, &mut ids)?;
+            let (built, ahead) = pool.build(jobs, || {
+                next.map(|next| fetch_batch(session, next, max_email_size_mb, tally))
+            });
+            prefetched = ahead;
+            let mut built = built.into_iter();
+            let mut entries = Vec::new();
+            for (uid, step) in steps {
+                remaining.remove(&uid);
+                let outcome = match step {
+                    Step::Vanished => {
+                        tally.vanished += 1;
+                        continue;
                     }
-                    return Err(format!(
-                        "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
-                    ));
-                }
-                Err(IngestError::Message(reason)) => {
-                    tracing::error!("email uid {uid} failed: {reason}");
-                    let failure = FailedUid {
-                        uid,
-                        reason,
-                        attempts: 1,
-                    };
-                    tally.failed.push(failure.clone());
-                    failed.retain(|f| f.uid != uid);
-                    failed.push(failure);
+                    Step::Duplicate(container) => {
+                        tally.duplicates += 1;
+                        if let Some(container) = container {
+                            containers(container);
+                        }
+                        continue;
+                    }
+                    Step::Build => built.next().unwrap_or_else(|| {
+                        Err(IngestError::Storage(
+                            "internal error: the container of this email was not built".to_owned(),
+                        ))
+                    }),
+                    Step::Stop(error) => Err(error),
+                };
+                match outcome {
+                    Ok(entry) => entries.push(entry),
+                    Err(IngestError::Storage(reason)) => {
+                        // Keep what the batch built so far, with this UID and the rest
+                        // of the poll still queued, and stop: the disk needs someone.
+                        remaining.insert(uid);
+                        let progress = position.map(|_| progress(plan, &remaining, &failed, false));
+                        if let Err(e) = commit_and_emit(
+                            ctx.store, ctx.vault, folder, entries, progress, containers, tally,
+                        ) {
+                            // The disk is full for the database too: this batch is
+                            // fetched again by the next poll.
+                            tracing::warn!("{e}");
+                        }
+                        return Err(format!(
+                            "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
+                        ));
+                    }
+                    Err(IngestError::Message(reason)) => {
+                        tracing::error!("email uid {uid} failed: {reason}");
+                        let failure = FailedUid {
+                            uid,
+                            reason,
+                            attempts: 1,
+                        };
+                        tally.failed.push(failure.clone());
+                        failed.retain(|f| f.uid != uid);
+                        failed.push(failure);
+                    }
                 }
             }
+            let last = index + 1 == batches.len();
+            let progress = position.map(|_| progress(plan, &remaining, &failed, last));
+            commit_and_emit(
+                ctx.store, ctx.vault, folder, entries, progress, containers, tally,
+            )?;
         }
-        let last = index + 1 == batches.len();
-        let progress = position.map(|_| progress(plan, &remaining, &failed, last));
-        commit_and_emit(
-            ctx.store, ctx.vault, folder, entries, progress, containers, tally,
-        )?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Each UID of a batch with its step, and the containers to build.
-struct Decided<'m> {
+struct Decided {
     steps: Vec<(u32, Step)>,
-    jobs: Vec<ToBuild<'m>>,
+    jobs: Vec<ToBuild>,
 }
 
 /// Decide what becomes of each UID of a fetched batch, in UID order: the new ones get
-/// their container ids and become jobs for [`build_batch`].
-fn decide<'m>(
+/// their container ids and become jobs for the [`BuildPool`].
+fn decide(
     store: &mut dyn StateStore,
     uids: &[u32],
-    fetched: &'m Fetched,
+    mut fetched: Fetched,
     ids: &mut std::ops::Range<i64>,
-) -> Result<Decided<'m>, String> {
+) -> Result<Decided, String> {
     let mut steps = Vec::with_capacity(uids.len());
     let mut jobs = Vec::new();
     for &uid in uids {
-        let Some((message, oversize)) = fetched.iter().find(|(m, _)| m.uid == uid) else {
+        let Some(at) = fetched.iter().position(|(m, _)| m.uid == uid) else {
             steps.push((uid, Step::Vanished));
             continue;
         };
+        let (message, oversize) = fetched.swap_remove(at);
         let identity = Identity::of(&message.raw);
         match find_existing(&*store, &identity) {
             Ok(Some((container, _))) => steps.push((uid, Step::Duplicate(container))),
@@ -450,7 +454,7 @@ fn decide<'m>(
                 jobs.push(ToBuild {
                     message,
                     identity,
-                    oversize: *oversize,
+                    oversize,
                     id,
                 });
                 steps.push((uid, Step::Build));
@@ -463,66 +467,6 @@ fn decide<'m>(
         }
     }
     Ok(Decided { steps, jobs })
-}
-
-/// Build the containers of `jobs` on every core while `meanwhile` (the next batch's
-/// fetch) runs on this thread; the results come back in the order of `jobs`.
-fn build_batch<T>(
-    builder: Builder<'_>,
-    folder: &str,
-    jobs: Vec<ToBuild<'_>>,
-    meanwhile: impl FnOnce() -> T,
-) -> (Vec<Result<NewLedgerEntry, IngestError>>, T) {
-    let count = jobs.len();
-    if count == 0 {
-        return (Vec::new(), meanwhile());
-    }
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(count);
-    // Messages differ a lot in size, so each worker takes the next one when it is free.
-    let queue = Mutex::new(jobs.into_iter().enumerate());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                        let Some((index, job)) = next else {
-                            return done;
-                        };
-                        done.push((index, builder.build(job, folder)));
-                    }
-                })
-            })
-            .collect();
-        let other = meanwhile();
-        let mut results: Vec<Option<Result<NewLedgerEntry, IngestError>>> =
-            std::iter::repeat_with(|| None).take(count).collect();
-        for handle in handles {
-            // `build` catches a panic per message; one here is a bug of this loop.
-            let done = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for (index, result) in done {
-                if let Some(slot) = results.get_mut(index) {
-                    *slot = Some(result);
-                }
-            }
-        }
-        let results = results
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| {
-                    Err(IngestError::Message(
-                        "internal error: its container was not built".to_owned(),
-                    ))
-                })
-            })
-            .collect();
-        (results, other)
-    })
 }
 
 /// Commit a batch, then hand its containers on and count them: a container on stdout,
