@@ -2,8 +2,9 @@
 //!
 //! Actions talk to [`MailSession`]; [`LiveSession`] implements it over any
 //! `Read + Write` stream (a real server through [`transport`], or a scripted stream in
-//! tests), through the `imap` crate except for reading FETCH answers ([`fetch`]). Folder names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders
-//! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
+//! tests), through the `imap` crate except for reading FETCH answers (`fetch.rs`). Folder
+//! names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders are opened with
+//! EXAMINE only, so nothing the connector does changes the mailbox.
 
 mod feed;
 mod fetch;
@@ -185,8 +186,8 @@ fn server_words(error: &::imap::Error) -> String {
     }
 }
 
-/// A connection before login: the imap crate's client over a [`Feed`], and the handle
-/// on the same feed that the session reads FETCH answers with.
+/// A connection before login: the imap crate's client over a buffered stream (`Feed`),
+/// and the handle on the same stream that the session reads FETCH answers with.
 pub struct Client<S: Read + Write> {
     imap: ::imap::Client<Feed<S>>,
     feed: Feed<S>,
