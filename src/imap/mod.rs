@@ -2,9 +2,12 @@
 //!
 //! Actions talk to [`MailSession`]; [`LiveSession`] implements it over any
 //! `Read + Write` stream (a real server through [`transport`], or a scripted stream in
-//! tests). Folder names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders
-//! are opened with EXAMINE only, so nothing the connector does changes the mailbox.
+//! tests), through the `imap` crate except for reading FETCH answers (`fetch.rs`). Folder
+//! names go out in modified UTF-7 (RFC 3501 §5.1.3) and quoted; folders are opened with
+//! EXAMINE only, so nothing the connector does changes the mailbox.
 
+mod feed;
+mod fetch;
 pub mod link;
 #[cfg(test)]
 mod script;
@@ -18,6 +21,7 @@ use std::{
     path::PathBuf,
 };
 
+use feed::Feed;
 pub use link::Link;
 pub use transport::{ConnectOptions, Security, TransportInfo, Wire};
 pub use uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
@@ -182,9 +186,33 @@ fn server_words(error: &::imap::Error) -> String {
     }
 }
 
+/// A connection before login: the imap crate's client over a buffered stream (`Feed`),
+/// and the handle on the same stream that the session reads FETCH answers with.
+pub struct Client<S: Read + Write> {
+    imap: ::imap::Client<Feed<S>>,
+    feed: Feed<S>,
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client over `stream`.
+    pub fn new(stream: S) -> Self {
+        let feed = Feed::new(stream);
+        Self {
+            imap: ::imap::Client::new(feed.handle()),
+            feed,
+        }
+    }
+
+    /// Read the server's greeting (not after STARTTLS, which read it already).
+    pub fn read_greeting(&mut self) -> Result<Vec<u8>, ::imap::Error> {
+        self.imap.read_greeting()
+    }
+}
+
 /// A logged-in session over a stream.
 pub struct LiveSession<S: Read + Write> {
-    session: ::imap::Session<S>,
+    session: ::imap::Session<Feed<S>>,
+    feed: Feed<S>,
 }
 
 impl<S: Read + Write> std::fmt::Debug for LiveSession<S> {
@@ -195,13 +223,12 @@ impl<S: Read + Write> std::fmt::Debug for LiveSession<S> {
 
 impl<S: Read + Write> LiveSession<S> {
     /// Log in with LOGIN on a client whose greeting has been read.
-    pub fn login(
-        client: ::imap::Client<S>,
-        username: &str,
-        password: &str,
-    ) -> Result<Self, ImapError> {
-        match client.login(username, password) {
-            Ok(session) => Ok(Self { session }),
+    pub fn login(client: Client<S>, username: &str, password: &str) -> Result<Self, ImapError> {
+        match client.imap.login(username, password) {
+            Ok(session) => Ok(Self {
+                session,
+                feed: client.feed,
+            }),
             Err((error, _client)) => Err(ImapError::Login(match &error {
                 // The crate's validation error quotes the offending character, never the
                 // value; still, say only what is wrong.
@@ -303,23 +330,19 @@ impl<S: Read + Write> LiveSession<S> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let fetches = self
-            .session
-            .uid_fetch(encode_uid_set(uids), query)
-            .map_err(|e| command(step, &e))?;
+        let fetches = fetch::uid_fetch(&mut self.session, &self.feed, &encode_uid_set(uids), query)
+            .map_err(|e| ImapError::Command {
+                step: step.to_owned(),
+                reason: e.words(),
+            })?;
         let mut out: Vec<FetchedMessage> = fetches
-            .iter()
+            .into_iter()
             .filter_map(|f| {
                 let uid = f.uid.filter(|u| uids.contains(u))?;
-                let raw = f
-                    .body()
-                    .or_else(|| f.header())
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default();
                 Some(FetchedMessage {
                     uid,
                     size: f.size.unwrap_or(0),
-                    raw,
+                    raw: f.data.unwrap_or_default(),
                 })
             })
             .collect();
@@ -372,7 +395,7 @@ pub fn connect_and_login(
     auth: Auth<'_>,
 ) -> Result<Connected, ImapError> {
     let (wire, transport, greeted) = link.open(options)?;
-    let mut client = ::imap::Client::new(wire);
+    let mut client = Client::new(wire);
     let greeting = if greeted {
         Vec::new()
     } else {
@@ -408,7 +431,7 @@ mod tests {
 
     fn scripted(replies: &str) -> (LiveSession<Script>, Rc<RefCell<Vec<u8>>>) {
         let (script, written) = Script::new(&format!("a1 OK LOGIN completed\r\n{replies}"));
-        let session = LiveSession::login(::imap::Client::new(script), "u", "p").unwrap();
+        let session = LiveSession::login(Client::new(script), "u", "p").unwrap();
         (session, written)
     }
 

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 
 use base64::Engine as _;
 
-use super::{ImapError, LiveSession, server_words};
+use super::{Client, ImapError, LiveSession, server_words};
 use crate::secret::Secret;
 
 /// The client side of the exchange. The first (empty) challenge is answered with the
@@ -48,11 +48,15 @@ fn greeting_capabilities(greeting: &[u8]) -> Option<Vec<String>> {
 /// Log in with XOAUTH2 on a client whose greeting has been read (`greeting` is empty
 /// when it was consumed before STARTTLS).
 pub(super) fn login<S: Read + Write>(
-    mut client: ::imap::Client<S>,
+    client: Client<S>,
     greeting: &[u8],
     username: &str,
     token: &mut dyn FnMut(bool) -> Result<Secret, String>,
 ) -> Result<LiveSession<S>, ImapError> {
+    let Client {
+        imap: mut client,
+        feed,
+    } = client;
     if username.contains(['\x01', '\r', '\n']) {
         return Err(ImapError::Login(
             "config.username contains a control character that XOAUTH2 cannot carry".into(),
@@ -107,7 +111,7 @@ pub(super) fn login<S: Read + Write>(
             "XOAUTH2".to_owned()
         };
         match client.authenticate(command, &bearer) {
-            Ok(session) => return Ok(LiveSession { session }),
+            Ok(session) => return Ok(LiveSession { session, feed }),
             Err((::imap::Error::No(no), returned)) if !refreshed => {
                 tracing::warn!(
                     "The server refused the OAuth access token ({}); getting a new one",
@@ -136,9 +140,9 @@ mod tests {
 
     use crate::imap::script::Script;
 
-    fn client(replies: &str) -> (::imap::Client<Script>, Rc<RefCell<Vec<u8>>>) {
+    fn client(replies: &str) -> (Client<Script>, Rc<RefCell<Vec<u8>>>) {
         let (script, written) = Script::new(replies);
-        (::imap::Client::new(script), written)
+        (Client::new(script), written)
     }
 
     fn b64(text: &str) -> String {
