@@ -97,6 +97,25 @@ pub struct Container {
     pub duplicate: bool,
 }
 
+/// A container on its way to the response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The container.
+    pub container: Container,
+    /// Its JSON, when it was serialized already: a poll serializes each new container
+    /// once, on the thread that built it, for the ledger and for the response.
+    pub json: Option<String>,
+}
+
+impl From<Container> for Outgoing {
+    fn from(container: Container) -> Self {
+        Outgoing {
+            container,
+            json: None,
+        }
+    }
+}
+
 /// The container's `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerData {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::{
     actions::{self, connect::Connector},
     config::{AuthType, Config},
-    container::Container,
+    container::Outgoing,
     imap::Link,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
     state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
@@ -70,7 +70,7 @@ impl RunEnv {
 /// Run the request in `bytes` and build the response, containers included.
 pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
     let mut containers = Vec::new();
-    let mut response = run_streaming(bytes, env, &mut |c| containers.push(c));
+    let mut response = run_streaming(bytes, env, &mut |c| containers.push(c.container));
     response.containers = containers;
     response
 }
@@ -78,7 +78,7 @@ pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
 /// Run the request in `bytes`, handing each container to `sink` as soon as it is
 /// durable, so a poll of any size holds only one batch in memory. The response comes
 /// back with no containers.
-pub fn run_streaming(bytes: &[u8], env: &RunEnv, sink: &mut dyn FnMut(Container)) -> Response {
+pub fn run_streaming(bytes: &[u8], env: &RunEnv, sink: &mut dyn FnMut(Outgoing)) -> Response {
     match protocol::parse_request(bytes) {
         Ok(request) => run_request(&request, env, sink),
         Err(error) => {
@@ -89,7 +89,7 @@ pub fn run_streaming(bytes: &[u8], env: &RunEnv, sink: &mut dyn FnMut(Container)
 }
 
 /// Run a parsed request.
-pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Container)) -> Response {
+pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoing)) -> Response {
     let action = request.action;
     tracing::info!(action = action.name(), asset = %request.asset_id, "starting {}", action.name());
     let config = match Config::from_json(&request.config) {
@@ -208,7 +208,7 @@ impl Run<'_> {
         action: Action,
         parameter: &Map<String, Value>,
         opened: Option<&mut Opened>,
-        containers: &mut dyn FnMut(Container),
+        containers: &mut dyn FnMut(Outgoing),
     ) -> ActionResult {
         let config = self.config;
         match (action, opened) {

@@ -186,14 +186,19 @@ impl ResponseStream {
         }
     }
 
-    fn container(&mut self, container: &soar_imap::container::Container) {
+    fn container(&mut self, outgoing: &soar_imap::container::Outgoing) {
         let first = self.count == 0;
         self.count += 1;
         self.write(|out| {
             if !first {
                 out.write_all(b",")?;
             }
-            serde_json::to_writer(&mut *out, container).map_err(std::io::Error::from)
+            match &outgoing.json {
+                // Serialized once already, for the ledger.
+                Some(json) => out.write_all(json.as_bytes()),
+                None => serde_json::to_writer(&mut *out, &outgoing.container)
+                    .map_err(std::io::Error::from),
+            }
         });
     }
 

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::ingest::{IngestContext, Ingested, ingest};
 use crate::{
-    container::Container,
+    container::{Container, Outgoing},
     dispatch::echo_parameter,
     imap::FetchedMessage,
     mime::headers::{decode_words, raw_headers},
@@ -27,7 +27,7 @@ enum Target {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let outcome = target(parameter)
@@ -133,7 +133,7 @@ fn get(
     ctx: &mut IngestContext<'_>,
     target: &Target,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> Result<Got, String> {
     match target {
         Target::Container(id) => by_container(ctx, *id, ingest_email, containers),
@@ -148,7 +148,7 @@ fn by_container(
     ctx: &mut IngestContext<'_>,
     id: i64,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> Result<Got, String> {
     let entry = ctx
         .store
@@ -163,7 +163,7 @@ fn by_container(
     if ingest_email {
         // Already ingested: hand the container back, flagged.
         container.duplicate = true;
-        containers(container);
+        containers(container.into());
     }
     Ok((headers, Some(id), ingest_email))
 }
@@ -187,7 +187,7 @@ fn by_uid(
     uid: u32,
     folder: Option<&str>,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> Result<Got, String> {
     let config = ctx.config;
     let mut session = ctx.open.open(config, &mut *ctx.store)?;
@@ -223,13 +223,16 @@ fn by_uid(
     let container_id = match ingest(ctx, message, &folder, false, &mut ids)? {
         Ingested::Duplicate(container, id) => {
             if let Some(container) = container {
-                containers(container);
+                containers(container.into());
             }
             id
         }
         Ingested::New(entry) => {
             let id = entry.container.id.unwrap_or_default();
-            let container = entry.container.clone();
+            let outgoing = Outgoing {
+                container: entry.container.clone(),
+                json: Some(entry.json.clone()),
+            };
             let batch = BatchCommit {
                 folder_hash: md5_hex(folder.as_bytes()),
                 uidvalidity,
@@ -239,7 +242,7 @@ fn by_uid(
             // The ledger row names its attachments: they are durable first.
             ctx.vault.flush().map_err(|e| e.to_string())?;
             ctx.store.commit_batch(&batch).map_err(|e| e.to_string())?;
-            containers(container);
+            containers(outgoing);
             id
         }
     };

@@ -10,7 +10,7 @@ use crate::{
     extract::ExtractOptions,
     imap::FetchedMessage,
     sdi::hex,
-    state::{NewLedgerEntry, StateStore, VaultFile},
+    state::{NewLedgerEntry, StateStore},
     vault::Vault,
 };
 
@@ -180,14 +180,8 @@ impl Builder<'_> {
                 message.size, config.max_email_size_mb
             ));
         }
-        let vault_files = VaultFile::from_container(&container);
-        Ok(NewLedgerEntry {
-            uid: message.uid,
-            message_id: identity.message_id,
-            sha256: identity.sha256,
-            container,
-            vault_files,
-        })
+        NewLedgerEntry::new(message.uid, identity.message_id, identity.sha256, container)
+            .map_err(|e| IngestError::Message(format!("cannot serialize its container: {e}")))
     }
 }
 

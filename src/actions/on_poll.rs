@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     config::{Config, IngestManner},
-    container::Container,
+    container::{Container, Outgoing},
     dispatch::echo_parameter,
     imap::{FetchedMessage, MailSession, search_all},
     protocol::{ActionResult, Status},
@@ -55,7 +55,7 @@ struct Tally {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let started = Instant::now();
@@ -149,7 +149,7 @@ struct Selection {
 fn poll(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
     tally: &mut Tally,
 ) -> Result<String, String> {
     let config = ctx.config;
@@ -312,7 +312,7 @@ fn ingest_selection(
     ctx: &mut IngestContext<'_>,
     folder: &Folder,
     selection: &Selection,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
     tally: &mut Tally,
 ) -> Result<(), String> {
     let Selection { plan, position, .. } = selection;
@@ -368,7 +368,7 @@ fn ingest_selection(
                     Step::Duplicate(container) => {
                         tally.duplicates += 1;
                         if let Some(container) = container {
-                            containers(container);
+                            containers(container.into());
                         }
                         continue;
                     }
@@ -478,7 +478,7 @@ fn commit_and_emit(
     folder: &Folder,
     entries: Vec<NewLedgerEntry>,
     progress: Option<FolderProgress>,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
     tally: &mut Tally,
 ) -> Result<(), String> {
     vault.flush().map_err(|e| e.to_string())?;
@@ -489,7 +489,10 @@ fn commit_and_emit(
         .map(|e| e.container.artifacts.len())
         .sum::<usize>();
     for entry in committed {
-        containers(entry.container);
+        containers(Outgoing {
+            container: entry.container,
+            json: Some(entry.json),
+        });
     }
     Ok(())
 }
@@ -719,7 +722,7 @@ mod tests {
             open: &open_fake,
         };
         let mut containers = Vec::new();
-        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c.container));
         let uids = containers
             .iter()
             .map(|c| {
@@ -830,6 +833,12 @@ mod tests {
         let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
         assert_eq!(result.status, Status::Success, "{}", result.message);
         assert_eq!(result.summary["emails_ingested"], 120);
+        // Each new container goes out with the JSON the ledger stored, serialized once.
+        for outgoing in &containers {
+            let json = outgoing.json.as_deref().expect("serialized for the ledger");
+            assert_eq!(json, serde_json::to_string(&outgoing.container).unwrap());
+        }
+        let containers: Vec<Container> = containers.into_iter().map(|o| o.container).collect();
         let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
         let expected: Vec<String> = (1..=120).map(|uid| format!("mail {uid}")).collect();
         assert_eq!(names, expected);

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     config::Config,
-    container::{Container, EmailSource, build_container},
+    container::{Container, EmailSource, Outgoing, build_container},
     dispatch::{RunEnv, echo_parameter},
     protocol::{ActionResult, Status, json_type, show},
     vault::{DirVault, Vault as _},
@@ -22,7 +22,7 @@ pub fn run(
     config: &Config,
     label: &str,
     env: &RunEnv,
-    containers: &mut dyn FnMut(Container),
+    containers: &mut dyn FnMut(Outgoing),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     match parse_one(parameter, config, label, env) {
@@ -38,7 +38,7 @@ pub fn run(
                 "artifact_count": artifact_count,
                 "parse_warnings": container.data.parse_warnings,
             });
-            containers(container);
+            containers(container.into());
             ActionResult {
                 status: Status::Success,
                 message,

@@ -119,6 +119,28 @@ pub struct NewLedgerEntry {
     pub container: Container,
     /// Its attachments, for the vault index (see [`VaultFile::from_container`]).
     pub vault_files: Vec<VaultFile>,
+    /// The container's JSON, as the ledger stores it and the response carries it:
+    /// serialized once, on the thread that built it.
+    pub json: String,
+}
+
+impl NewLedgerEntry {
+    /// The entry for `container`, its vault files and its JSON.
+    pub fn new(
+        uid: u32,
+        message_id: Option<String>,
+        sha256: String,
+        container: Container,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(NewLedgerEntry {
+            uid,
+            message_id,
+            sha256,
+            vault_files: VaultFile::from_container(&container),
+            json: container_json(&container)?,
+            container,
+        })
+    }
 }
 
 /// Everything one batch changes, committed atomically by [`StateStore::commit_batch`].
@@ -450,14 +472,14 @@ pub(crate) mod test_support {
     pub fn entry(id: i64, uid: u32, subject: &str) -> NewLedgerEntry {
         use sha2::Digest as _;
         let container = container(id, uid, subject);
-        NewLedgerEntry {
+        NewLedgerEntry::new(
             uid,
-            message_id: Some(format!("<{subject}@example.com>")),
+            Some(format!("<{subject}@example.com>")),
             // The ledger checks the stored email against it when reading.
-            sha256: crate::sdi::hex(&sha2::Sha256::digest(container.data.raw_email.as_bytes())),
-            vault_files: VaultFile::from_container(&container),
+            crate::sdi::hex(&sha2::Sha256::digest(container.data.raw_email.as_bytes())),
             container,
-        }
+        )
+        .unwrap()
     }
 
     /// A batch that moves the folder to `next_uid`.

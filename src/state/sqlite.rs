@@ -564,8 +564,12 @@ fn insert_entries(
     )?;
     for entry in &batch.entries {
         let container = &entry.container;
-        let json = container_json(container)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        debug_assert_eq!(
+            container_json(container).ok().as_ref(),
+            Some(&entry.json),
+            "an entry's JSON is its container's"
+        );
+        let json = &entry.json;
         insert_entry.execute(params![
             container.id,
             asset_id,
