@@ -7,7 +7,7 @@
 //! ledger (never duplicated).
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashSet},
     time::{Duration, Instant},
 };
 
@@ -292,7 +292,8 @@ fn select_scheduled(
 enum Step {
     /// Expunged between search and fetch: nothing to ingest, nothing lost.
     Vanished,
-    /// Already in the ledger (its container, when the ledger keeps containers).
+    /// Already ingested: in the ledger (its container, when the ledger keeps
+    /// containers), or earlier in this poll (the same bytes under another UID).
     Duplicate(Option<Container>),
     /// New: its container is built with the others of the batch.
     Build,
@@ -303,10 +304,20 @@ enum Step {
 /// A fetched batch: each message, and whether it is over the size limit (headers only).
 type Fetched = Vec<(FetchedMessage, bool)>;
 
+/// A batch built and decided, waiting for its commit: its entries and the folder state
+/// that covers it.
+struct Settled {
+    entries: Vec<NewLedgerEntry>,
+    progress: Option<FolderProgress>,
+}
+
 /// Fetch and ingest the selection batch by batch, committing each batch's containers
-/// with the folder state that covers them. A batch's containers are built on every
-/// core while the next batch is fetched; they are committed in UID order, as if built
-/// one by one.
+/// with the folder state that covers them, in UID order.
+///
+/// Three things overlap: while the pool builds batch N on every core, this thread
+/// commits batch N-1 (its vault flush and `SQLite` commit, fsyncs included) and then
+/// fetches batch N+1. Each folder state committed still queues every UID not committed
+/// yet, so a poll killed at any instant loses and duplicates nothing.
 fn ingest_selection(
     session: &mut dyn MailSession,
     ctx: &mut IngestContext<'_>,
@@ -319,105 +330,187 @@ fn ingest_selection(
     let mut remaining: BTreeSet<u32> = plan.take.iter().copied().collect();
     let mut failed = selection.failed.clone();
     let batches: Vec<&[u32]> = plan.take.chunks(BATCH_MESSAGES).collect();
-    if batches.is_empty() && position.is_some() {
-        // A successful poll with nothing to take still spends the first run.
-        let progress = Some(progress(plan, &remaining, &failed, true));
-        commit(ctx.store, folder, Vec::new(), progress)?;
+    if batches.is_empty() {
+        if position.is_some() {
+            // A successful poll with nothing to take still spends the first run.
+            let progress = Some(progress(plan, &remaining, &failed, true));
+            commit(ctx.store, folder, Vec::new(), progress)?;
+        }
+        return Ok(());
     }
+    // One durable reservation per poll; ids of duplicates are simply never used.
+    let count = u32::try_from(plan.take.len()).unwrap_or(u32::MAX);
+    let mut ids = ctx
+        .store
+        .reserve_container_ids(count)
+        .map_err(|e| e.to_string())?;
     let builder = Builder {
         config: ctx.config,
         label: ctx.label,
         vault: ctx.vault,
     };
     let max_email_size_mb = ctx.config.max_email_size_mb;
+    let (store, vault) = (&mut *ctx.store, ctx.vault);
     std::thread::scope(|scope| {
         let pool = BuildPool::start(scope, builder, &ctx.config.folder);
         let mut prefetched: Option<Result<Fetched, String>> = None;
+        let mut waiting: Option<Settled> = None;
+        // Messages of the batches not committed yet, which the ledger cannot know.
+        let mut in_flight = InFlight::default();
         for (index, uids) in batches.iter().enumerate() {
-            // A failed fetch ends the poll here, after every earlier batch was committed.
             let fetched = match prefetched.take() {
-                Some(fetched) => fetched?,
-                None => fetch_batch(session, uids, max_email_size_mb, tally)?,
+                Some(fetched) => fetched,
+                None => fetch_batch(session, uids, max_email_size_mb, tally),
             };
-            // Fetch ahead only while a batch is small: two large batches at once would
-            // double the memory a poll needs.
-            let batch_bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
-            let next = batches
-                .get(index + 1)
-                .filter(|_| batch_bytes <= BATCH_BYTES);
-            // One durable reservation per batch; ids of duplicates are simply never used.
-            let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
-            let mut ids = ctx
-                .store
-                .reserve_container_ids(count)
-                .map_err(|e| e.to_string())?;
-            let Decided { steps, jobs } = decide(&mut *ctx.store, uids, fetched, &mut ids)?;
-            let (built, ahead) = pool.build(jobs, || {
-                next.map(|next| fetch_batch(session, next, max_email_size_mb, tally))
+            let decided = fetched.and_then(|fetched| {
+                // Fetch ahead only while a batch is small: two large batches at once
+                // would double the memory a poll needs.
+                let bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
+                let ahead = batches.get(index + 1).filter(|_| bytes <= BATCH_BYTES);
+                in_flight.next_batch();
+                decide(&mut *store, uids, fetched, &mut ids, &mut in_flight).map(|d| (d, ahead))
             });
-            prefetched = ahead;
-            let mut built = built.into_iter();
-            let mut entries = Vec::new();
-            for (uid, step) in steps {
-                remaining.remove(&uid);
-                let outcome = match step {
-                    Step::Vanished => {
-                        tally.vanished += 1;
-                        continue;
-                    }
-                    Step::Duplicate(container) => {
-                        tally.duplicates += 1;
-                        if let Some(container) = container {
-                            containers(container.into());
-                        }
-                        continue;
-                    }
-                    Step::Build => built.next().unwrap_or_else(|| {
-                        Err(IngestError::Storage(
-                            "internal error: the container of this email was not built".to_owned(),
-                        ))
-                    }),
-                    Step::Stop(error) => Err(error),
-                };
-                match outcome {
-                    Ok(entry) => entries.push(entry),
-                    Err(IngestError::Storage(reason)) => {
-                        // Keep what the batch built so far, with this UID and the rest
-                        // of the poll still queued, and stop: the disk needs someone.
-                        remaining.insert(uid);
-                        let progress = position.map(|_| progress(plan, &remaining, &failed, false));
-                        if let Err(e) = commit_and_emit(
-                            ctx.store, ctx.vault, folder, entries, progress, containers, tally,
-                        ) {
-                            // The disk is full for the database too: this batch is
-                            // fetched again by the next poll.
-                            tracing::warn!("{e}");
-                        }
-                        return Err(format!(
-                            "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
-                        ));
-                    }
-                    Err(IngestError::Message(reason)) => {
-                        tracing::error!("email uid {uid} failed: {reason}");
-                        let failure = FailedUid {
-                            uid,
-                            reason,
-                            attempts: 1,
-                        };
-                        tally.failed.push(failure.clone());
-                        failed.retain(|f| f.uid != uid);
-                        failed.push(failure);
-                    }
+            let (Decided { steps, jobs }, ahead) = match decided {
+                Ok(decided) => decided,
+                Err(error) => {
+                    // A failed fetch ends the poll here, once the batch before is in.
+                    settle(waiting.take(), store, vault, folder, containers, tally)?;
+                    return Err(error);
                 }
-            }
+            };
+            let (built, (settled, fetched_ahead)) = pool.build(jobs, || {
+                let settled = settle(waiting.take(), store, vault, folder, containers, tally);
+                let fetched_ahead = ahead
+                    .filter(|_| settled.is_ok())
+                    .map(|next| fetch_batch(session, next, max_email_size_mb, tally));
+                (settled, fetched_ahead)
+            });
+            // The batch before could not be committed: it and this one stay queued.
+            settled?;
+            prefetched = fetched_ahead;
+            let entries = match outcomes(
+                steps,
+                built,
+                &mut remaining,
+                &mut failed,
+                tally,
+                containers,
+            ) {
+                Ok(entries) => entries,
+                Err(Stopped {
+                    entries,
+                    uid,
+                    reason,
+                }) => {
+                    // Keep what the batch built so far, with this UID and the rest of
+                    // the poll still queued, and stop: the disk needs someone first.
+                    remaining.insert(uid);
+                    let progress = position.map(|_| progress(plan, &remaining, &failed, false));
+                    let settled = Settled { entries, progress };
+                    if let Err(e) = settle(Some(settled), store, vault, folder, containers, tally) {
+                        // The disk is full for the database too: this batch is fetched
+                        // again by the next poll.
+                        tracing::warn!("{e}");
+                    }
+                    return Err(format!(
+                        "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
+                    ));
+                }
+            };
             let last = index + 1 == batches.len();
             let progress = position.map(|_| progress(plan, &remaining, &failed, last));
-            commit_and_emit(
-                ctx.store, ctx.vault, folder, entries, progress, containers, tally,
-            )?;
+            waiting = Some(Settled { entries, progress });
         }
-        Ok(())
+        settle(waiting, store, vault, folder, containers, tally)
     })
+}
+
+/// A batch that stopped at `uid` (the store or the vault failed): the entries before it.
+struct Stopped {
+    entries: Vec<NewLedgerEntry>,
+    uid: u32,
+    reason: String,
+}
+
+/// Go through a batch's steps in UID order with the containers built for it: count
+/// vanished mail and duplicates (handing on the duplicates' containers), record failed
+/// mail, and collect the new entries, up to the first UID the disk stopped.
+fn outcomes(
+    steps: Vec<(u32, Step)>,
+    built: Vec<Result<NewLedgerEntry, IngestError>>,
+    remaining: &mut BTreeSet<u32>,
+    failed: &mut Vec<FailedUid>,
+    tally: &mut Tally,
+    containers: &mut dyn FnMut(Outgoing),
+) -> Result<Vec<NewLedgerEntry>, Stopped> {
+    let mut built = built.into_iter();
+    let mut entries = Vec::new();
+    for (uid, step) in steps {
+        remaining.remove(&uid);
+        let outcome = match step {
+            Step::Vanished => {
+                tally.vanished += 1;
+                continue;
+            }
+            Step::Duplicate(container) => {
+                tally.duplicates += 1;
+                if let Some(container) = container {
+                    containers(container.into());
+                }
+                continue;
+            }
+            Step::Build => built.next().unwrap_or_else(|| {
+                Err(IngestError::Storage(
+                    "internal error: the container of this email was not built".to_owned(),
+                ))
+            }),
+            Step::Stop(error) => Err(error),
+        };
+        match outcome {
+            Ok(entry) => entries.push(entry),
+            Err(IngestError::Storage(reason)) => {
+                return Err(Stopped {
+                    entries,
+                    uid,
+                    reason,
+                });
+            }
+            Err(IngestError::Message(reason)) => {
+                tracing::error!("email uid {uid} failed: {reason}");
+                let failure = FailedUid {
+                    uid,
+                    reason,
+                    attempts: 1,
+                };
+                tally.failed.push(failure.clone());
+                failed.retain(|f| f.uid != uid);
+                failed.push(failure);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// SHA-256 digests of the new messages of the last two batches: those not committed
+/// yet, which the ledger does not know. The same bytes under another UID of the same
+/// poll are a duplicate too.
+#[derive(Default)]
+struct InFlight {
+    previous: HashSet<String>,
+    current: HashSet<String>,
+}
+
+impl InFlight {
+    /// A new batch begins: the one before last is committed by now.
+    fn next_batch(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// Whether these bytes are already on their way into the ledger; if not, they are
+    /// from now on.
+    fn seen(&mut self, sha256: &str) -> bool {
+        self.previous.contains(sha256) || !self.current.insert(sha256.to_owned())
+    }
 }
 
 /// Each UID of a batch with its step, and the containers to build.
@@ -433,6 +526,7 @@ fn decide(
     uids: &[u32],
     mut fetched: Fetched,
     ids: &mut std::ops::Range<i64>,
+    in_flight: &mut InFlight,
 ) -> Result<Decided, String> {
     let mut steps = Vec::with_capacity(uids.len());
     let mut jobs = Vec::new();
@@ -445,6 +539,10 @@ fn decide(
         let identity = Identity::of(&message.raw);
         match find_existing(&*store, &identity) {
             Ok(Some((container, _))) => steps.push((uid, Step::Duplicate(container))),
+            Ok(None) if in_flight.seen(&identity.sha256) => {
+                tracing::info!("email uid {uid} has the same bytes as one before it in this poll");
+                steps.push((uid, Step::Duplicate(None)));
+            }
             Ok(None) => {
                 let id = match ids.next() {
                     Some(id) => id,
@@ -467,6 +565,23 @@ fn decide(
         }
     }
     Ok(Decided { steps, jobs })
+}
+
+/// Commit a settled batch, if there is one (see [`commit_and_emit`]).
+fn settle(
+    settled: Option<Settled>,
+    store: &mut dyn StateStore,
+    vault: &dyn Vault,
+    folder: &Folder,
+    containers: &mut dyn FnMut(Outgoing),
+    tally: &mut Tally,
+) -> Result<(), String> {
+    match settled {
+        Some(Settled { entries, progress }) => {
+            commit_and_emit(store, vault, folder, entries, progress, containers, tally)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Commit a batch, then hand its containers on and count them: a container on stdout,
@@ -846,6 +961,32 @@ mod tests {
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         // Every attachment reached the vault.
         assert_eq!(vault.files.len(), 120);
+    }
+
+    #[test]
+    fn the_same_bytes_twice_in_one_poll_make_one_container() {
+        // UIDs 1 and 2 in the first batch, 60 in the second, 120 in the third: none is
+        // in the ledger when the next is decided, which only the poll itself can know.
+        let copy = mail(1, "ok").1;
+        MAILBOX.with(|m| {
+            *m.borrow_mut() = (1..=120)
+                .map(|uid| match uid {
+                    1 | 2 | 60 | 120 => (uid, copy.clone()),
+                    _ => mail(uid, "other"),
+                })
+                .collect();
+        });
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let mut vault = PickyVault::default();
+        let (result, uids) = poll_once(&mut store, &mut vault);
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(result.summary["emails_ingested"], 117);
+        assert_eq!(result.summary["duplicates_skipped"], 3);
+        // 2 and 60 come while 1 is on its way into the ledger, so are only counted;
+        // 120 comes once 1 is in it, so 1's container goes out again flagged
+        // `duplicate`, as for any mail ingested before.
+        assert_eq!(uids.iter().filter(|&&u| u == 1).count(), 2, "{uids:?}");
+        assert!(!uids.contains(&2) && !uids.contains(&60) && !uids.contains(&120));
     }
 
     #[test]
