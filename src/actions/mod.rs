@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod oauth_login;
 pub mod on_poll;
 pub mod parse_email;
+pub mod poll_batches;
 pub mod poll_plan;
 pub mod test_connectivity;
 

@@ -6,49 +6,37 @@
 //! next poll finds unprocessed mail queued (never skipped) and processed mail in the
 //! ledger (never duplicated).
 
-use std::{
-    collections::{BTreeSet, HashSet},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use super::{
-    build_pool::BuildPool,
-    ingest::{Builder, Identity, IngestContext, IngestError, ToBuild, find_existing},
+    ingest::IngestContext,
+    poll_batches::ingest_selection,
     poll_plan::{Plan, plan},
 };
 use crate::{
     config::{Config, IngestManner},
-    container::{Container, Outgoing},
+    container::Outgoing,
     dispatch::echo_parameter,
-    imap::{FetchedMessage, MailSession, search_all},
+    imap::{MailSession, search_all},
     protocol::{ActionResult, Status},
     sdi::md5_hex,
-    state::{
-        BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, NewLedgerEntry, Position,
-        StateStore,
-    },
-    vault::Vault,
+    state::{FailedUid, LEGACY_UIDVALIDITY, Position, StateStore},
 };
 
 /// `container_count` of a scheduled poll (the platform's "no limit").
 pub const SCHEDULED: u64 = 4_294_967_295;
-/// Messages per `UID FETCH`: memory is bounded by one batch, not by the mailbox.
-const BATCH_MESSAGES: usize = 50;
-/// Bytes per `UID FETCH`, from the size probe.
-const BATCH_BYTES: u64 = 32 * 1024 * 1024;
-
 /// What the poll did, for `summary`.
 #[derive(Debug, Default)]
-struct Tally {
-    found: usize,
-    ingested: usize,
-    duplicates: usize,
-    failed: Vec<FailedUid>,
-    artifacts: usize,
-    bytes: u64,
-    vanished: usize,
+pub(super) struct Tally {
+    pub(super) found: usize,
+    pub(super) ingested: usize,
+    pub(super) duplicates: usize,
+    pub(super) failed: Vec<FailedUid>,
+    pub(super) artifacts: usize,
+    pub(super) bytes: u64,
+    pub(super) vanished: usize,
 }
 
 /// Run one poll for one parameter object.
@@ -131,18 +119,18 @@ fn poll_now_limit(parameter: &Map<String, Value>) -> Result<Option<usize>, Strin
 }
 
 /// The folder being polled, as EXAMINE found it.
-struct Folder {
-    hash: String,
-    uidvalidity: u32,
+pub(super) struct Folder {
+    pub(super) hash: String,
+    pub(super) uidvalidity: u32,
     uid_next: u32,
 }
 
 /// What the poll takes, and the folder state it started from (`None` for Poll Now,
 /// which never moves the position).
-struct Selection {
-    plan: Plan,
-    position: Option<Position>,
-    failed: Vec<FailedUid>,
+pub(super) struct Selection {
+    pub(super) plan: Plan,
+    pub(super) position: Option<Position>,
+    pub(super) failed: Vec<FailedUid>,
     note: String,
 }
 
@@ -287,420 +275,6 @@ fn select_scheduled(
     })
 }
 
-/// What becomes of each UID of a batch, decided in UID order before the batch's
-/// containers are built.
-enum Step {
-    /// Expunged between search and fetch: nothing to ingest, nothing lost.
-    Vanished,
-    /// Already ingested: in the ledger (its container, when the ledger keeps
-    /// containers), or earlier in this poll (the same bytes under another UID).
-    Duplicate(Option<Container>),
-    /// New: its container is built with the others of the batch.
-    Build,
-    /// The ledger could not be read: the poll stops here.
-    Stop(IngestError),
-}
-
-/// A fetched batch: each message, and whether it is over the size limit (headers only).
-type Fetched = Vec<(FetchedMessage, bool)>;
-
-/// A batch built and decided, waiting for its commit: its entries and the folder state
-/// that covers it.
-struct Settled {
-    entries: Vec<NewLedgerEntry>,
-    progress: Option<FolderProgress>,
-}
-
-/// Fetch and ingest the selection batch by batch, committing each batch's containers
-/// with the folder state that covers them, in UID order.
-///
-/// Three things overlap: while the pool builds batch N on every core, this thread
-/// commits batch N-1 (its vault flush and `SQLite` commit, fsyncs included) and then
-/// fetches batch N+1. Each folder state committed still queues every UID not committed
-/// yet, so a poll killed at any instant loses and duplicates nothing.
-fn ingest_selection(
-    session: &mut dyn MailSession,
-    ctx: &mut IngestContext<'_>,
-    folder: &Folder,
-    selection: &Selection,
-    containers: &mut dyn FnMut(Outgoing),
-    tally: &mut Tally,
-) -> Result<(), String> {
-    let Selection { plan, position, .. } = selection;
-    let mut remaining: BTreeSet<u32> = plan.take.iter().copied().collect();
-    let mut failed = selection.failed.clone();
-    let batches: Vec<&[u32]> = plan.take.chunks(BATCH_MESSAGES).collect();
-    if batches.is_empty() {
-        if position.is_some() {
-            // A successful poll with nothing to take still spends the first run.
-            let progress = Some(progress(plan, &remaining, &failed, true));
-            commit(ctx.store, folder, Vec::new(), progress)?;
-        }
-        return Ok(());
-    }
-    // One durable reservation per poll; ids of duplicates are simply never used.
-    let count = u32::try_from(plan.take.len()).unwrap_or(u32::MAX);
-    let mut ids = ctx
-        .store
-        .reserve_container_ids(count)
-        .map_err(|e| e.to_string())?;
-    let builder = Builder {
-        config: ctx.config,
-        label: ctx.label,
-        vault: ctx.vault,
-    };
-    let max_email_size_mb = ctx.config.max_email_size_mb;
-    let (store, vault) = (&mut *ctx.store, ctx.vault);
-    std::thread::scope(|scope| {
-        let pool = BuildPool::start(scope, builder, &ctx.config.folder);
-        let mut prefetched: Option<Result<Fetched, String>> = None;
-        let mut waiting: Option<Settled> = None;
-        // Messages of the batches not committed yet, which the ledger cannot know.
-        let mut in_flight = InFlight::default();
-        for (index, uids) in batches.iter().enumerate() {
-            let fetched = match prefetched.take() {
-                Some(fetched) => fetched,
-                None => fetch_batch(session, uids, max_email_size_mb, tally),
-            };
-            let decided = fetched.and_then(|fetched| {
-                // Fetch ahead only while a batch is small: two large batches at once
-                // would double the memory a poll needs.
-                let bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
-                let ahead = batches.get(index + 1).filter(|_| bytes <= BATCH_BYTES);
-                in_flight.next_batch();
-                decide(&mut *store, uids, fetched, &mut ids, &mut in_flight).map(|d| (d, ahead))
-            });
-            let (Decided { steps, jobs }, ahead) = match decided {
-                Ok(decided) => decided,
-                Err(error) => {
-                    // A failed fetch ends the poll here, once the batch before is in.
-                    settle(waiting.take(), store, vault, folder, containers, tally)?;
-                    return Err(error);
-                }
-            };
-            let (built, (settled, fetched_ahead)) = pool.build(jobs, || {
-                let settled = settle(waiting.take(), store, vault, folder, containers, tally);
-                let fetched_ahead = ahead
-                    .filter(|_| settled.is_ok())
-                    .map(|next| fetch_batch(session, next, max_email_size_mb, tally));
-                (settled, fetched_ahead)
-            });
-            // The batch before could not be committed: it and this one stay queued.
-            settled?;
-            prefetched = fetched_ahead;
-            let entries = match outcomes(
-                steps,
-                built,
-                &mut remaining,
-                &mut failed,
-                tally,
-                containers,
-            ) {
-                Ok(entries) => entries,
-                Err(Stopped {
-                    entries,
-                    uid,
-                    reason,
-                }) => {
-                    // Keep what the batch built so far, with this UID and the rest of
-                    // the poll still queued, and stop: the disk needs someone first.
-                    remaining.insert(uid);
-                    let progress = position.map(|_| progress(plan, &remaining, &failed, false));
-                    let settled = Settled { entries, progress };
-                    if let Err(e) = settle(Some(settled), store, vault, folder, containers, tally) {
-                        // The disk is full for the database too: this batch is fetched
-                        // again by the next poll.
-                        tracing::warn!("{e}");
-                    }
-                    return Err(format!(
-                        "{reason}; the poll stopped at email uid {uid}, which stays queued with the rest for the next poll"
-                    ));
-                }
-            };
-            let last = index + 1 == batches.len();
-            let progress = position.map(|_| progress(plan, &remaining, &failed, last));
-            waiting = Some(Settled { entries, progress });
-        }
-        settle(waiting, store, vault, folder, containers, tally)
-    })
-}
-
-/// A batch that stopped at `uid` (the store or the vault failed): the entries before it.
-struct Stopped {
-    entries: Vec<NewLedgerEntry>,
-    uid: u32,
-    reason: String,
-}
-
-/// Go through a batch's steps in UID order with the containers built for it: count
-/// vanished mail and duplicates (handing on the duplicates' containers), record failed
-/// mail, and collect the new entries, up to the first UID the disk stopped.
-fn outcomes(
-    steps: Vec<(u32, Step)>,
-    built: Vec<Result<NewLedgerEntry, IngestError>>,
-    remaining: &mut BTreeSet<u32>,
-    failed: &mut Vec<FailedUid>,
-    tally: &mut Tally,
-    containers: &mut dyn FnMut(Outgoing),
-) -> Result<Vec<NewLedgerEntry>, Stopped> {
-    let mut built = built.into_iter();
-    let mut entries = Vec::new();
-    for (uid, step) in steps {
-        remaining.remove(&uid);
-        let outcome = match step {
-            Step::Vanished => {
-                tally.vanished += 1;
-                continue;
-            }
-            Step::Duplicate(container) => {
-                tally.duplicates += 1;
-                if let Some(container) = container {
-                    containers(container.into());
-                }
-                continue;
-            }
-            Step::Build => built.next().unwrap_or_else(|| {
-                Err(IngestError::Storage(
-                    "internal error: the container of this email was not built".to_owned(),
-                ))
-            }),
-            Step::Stop(error) => Err(error),
-        };
-        match outcome {
-            Ok(entry) => entries.push(entry),
-            Err(IngestError::Storage(reason)) => {
-                return Err(Stopped {
-                    entries,
-                    uid,
-                    reason,
-                });
-            }
-            Err(IngestError::Message(reason)) => {
-                tracing::error!("email uid {uid} failed: {reason}");
-                let failure = FailedUid {
-                    uid,
-                    reason,
-                    attempts: 1,
-                };
-                tally.failed.push(failure.clone());
-                failed.retain(|f| f.uid != uid);
-                failed.push(failure);
-            }
-        }
-    }
-    Ok(entries)
-}
-
-/// SHA-256 digests of the new messages of the last two batches: those not committed
-/// yet, which the ledger does not know. The same bytes under another UID of the same
-/// poll are a duplicate too.
-#[derive(Default)]
-struct InFlight {
-    previous: HashSet<String>,
-    current: HashSet<String>,
-}
-
-impl InFlight {
-    /// A new batch begins: the one before last is committed by now.
-    fn next_batch(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
-    }
-
-    /// Whether these bytes are already on their way into the ledger; if not, they are
-    /// from now on.
-    fn seen(&mut self, sha256: &str) -> bool {
-        self.previous.contains(sha256) || !self.current.insert(sha256.to_owned())
-    }
-}
-
-/// Each UID of a batch with its step, and the containers to build.
-struct Decided {
-    steps: Vec<(u32, Step)>,
-    jobs: Vec<ToBuild>,
-}
-
-/// Decide what becomes of each UID of a fetched batch, in UID order: the new ones get
-/// their container ids and become jobs for the [`BuildPool`].
-fn decide(
-    store: &mut dyn StateStore,
-    uids: &[u32],
-    mut fetched: Fetched,
-    ids: &mut std::ops::Range<i64>,
-    in_flight: &mut InFlight,
-) -> Result<Decided, String> {
-    let mut steps = Vec::with_capacity(uids.len());
-    let mut jobs = Vec::new();
-    for &uid in uids {
-        let Some(at) = fetched.iter().position(|(m, _)| m.uid == uid) else {
-            steps.push((uid, Step::Vanished));
-            continue;
-        };
-        let (message, oversize) = fetched.swap_remove(at);
-        let identity = Identity::of(&message.raw);
-        match find_existing(&*store, &identity) {
-            Ok(Some((container, _))) => steps.push((uid, Step::Duplicate(container))),
-            Ok(None) if in_flight.seen(&identity.sha256) => {
-                tracing::info!("email uid {uid} has the same bytes as one before it in this poll");
-                steps.push((uid, Step::Duplicate(None)));
-            }
-            Ok(None) => {
-                let id = match ids.next() {
-                    Some(id) => id,
-                    None => store.next_container_id().map_err(|e| e.to_string())?,
-                };
-                tracing::info!("Parsing email uid: {uid}");
-                jobs.push(ToBuild {
-                    message,
-                    identity,
-                    oversize,
-                    id,
-                });
-                steps.push((uid, Step::Build));
-            }
-            Err(error) => {
-                // Nothing after this UID is decided: the poll stops at it.
-                steps.push((uid, Step::Stop(error)));
-                break;
-            }
-        }
-    }
-    Ok(Decided { steps, jobs })
-}
-
-/// Commit a settled batch, if there is one (see [`commit_and_emit`]).
-fn settle(
-    settled: Option<Settled>,
-    store: &mut dyn StateStore,
-    vault: &dyn Vault,
-    folder: &Folder,
-    containers: &mut dyn FnMut(Outgoing),
-    tally: &mut Tally,
-) -> Result<(), String> {
-    match settled {
-        Some(Settled { entries, progress }) => {
-            commit_and_emit(store, vault, folder, entries, progress, containers, tally)
-        }
-        None => Ok(()),
-    }
-}
-
-/// Commit a batch, then hand its containers on and count them: a container on stdout,
-/// or in the summary, is always in the ledger, and every vault file the ledger names
-/// is durable before the ledger names it.
-fn commit_and_emit(
-    store: &mut dyn StateStore,
-    vault: &dyn Vault,
-    folder: &Folder,
-    entries: Vec<NewLedgerEntry>,
-    progress: Option<FolderProgress>,
-    containers: &mut dyn FnMut(Outgoing),
-    tally: &mut Tally,
-) -> Result<(), String> {
-    vault.flush().map_err(|e| e.to_string())?;
-    let committed = commit(store, folder, entries, progress)?;
-    tally.ingested += committed.len();
-    tally.artifacts += committed
-        .iter()
-        .map(|e| e.container.artifacts.len())
-        .sum::<usize>();
-    for entry in committed {
-        containers(Outgoing {
-            container: entry.container,
-            json: Some(entry.json),
-        });
-    }
-    Ok(())
-}
-
-/// The folder's state after a batch: the final position and queue, with every UID of
-/// this poll not processed yet added to the queue.
-fn progress(
-    plan: &Plan,
-    remaining: &BTreeSet<u32>,
-    failed: &[FailedUid],
-    finished: bool,
-) -> FolderProgress {
-    let mut pending: Vec<u32> = plan.pending.iter().chain(remaining).copied().collect();
-    pending.sort_unstable();
-    pending.dedup();
-    let mut failed = failed.to_vec();
-    failed.sort_by_key(|f| f.uid);
-    FolderProgress {
-        position: Position {
-            next_uid: plan.next_uid,
-            first_run_done: finished,
-        },
-        pending,
-        failed,
-    }
-}
-
-fn commit(
-    store: &mut dyn StateStore,
-    folder: &Folder,
-    entries: Vec<NewLedgerEntry>,
-    progress: Option<FolderProgress>,
-) -> Result<Vec<NewLedgerEntry>, String> {
-    if entries.is_empty() && progress.is_none() {
-        return Ok(entries);
-    }
-    let batch = BatchCommit {
-        folder_hash: folder.hash.clone(),
-        uidvalidity: folder.uidvalidity,
-        entries,
-        progress,
-    };
-    store.commit_batch(&batch).map_err(|e| e.to_string())?;
-    // The committed entries come back, so their containers go on without a copy (one
-    // deep clone of every container, raw email included, per poll before).
-    Ok(batch.entries)
-}
-
-/// UIDs with their `RFC822.SIZE`.
-type Sizes = Vec<(u32, u32)>;
-
-/// Fetch one batch: sizes first, then whole messages within the size limit and header
-/// blocks of the others, one `UID FETCH` each.
-fn fetch_batch(
-    session: &mut dyn MailSession,
-    uids: &[u32],
-    max_email_size_mb: u64,
-    tally: &mut Tally,
-) -> Result<Vec<(FetchedMessage, bool)>, String> {
-    let limit = max_email_size_mb.saturating_mul(1024 * 1024);
-    let sizes = session.fetch_sizes(uids).map_err(|e| e.to_string())?;
-    let (small, large): (Sizes, Sizes) =
-        sizes.into_iter().partition(|&(_, s)| u64::from(s) <= limit);
-    let mut out = Vec::new();
-    // Split by bytes too, so one batch of large messages stays bounded in memory.
-    let mut chunk = Vec::new();
-    let mut chunk_bytes = 0u64;
-    for (index, &(uid, size)) in small.iter().enumerate() {
-        chunk.push(uid);
-        chunk_bytes += u64::from(size);
-        if chunk_bytes >= BATCH_BYTES || index + 1 == small.len() {
-            for m in session.fetch_messages(&chunk).map_err(|e| e.to_string())? {
-                tally.bytes += m.raw.len() as u64;
-                out.push((m, false));
-            }
-            chunk.clear();
-            chunk_bytes = 0;
-        }
-    }
-    let large_uids: Vec<u32> = large.iter().map(|&(u, _)| u).collect();
-    for mut m in session
-        .fetch_headers(&large_uids)
-        .map_err(|e| e.to_string())?
-    {
-        if let Some(&(_, size)) = large.iter().find(|(u, _)| *u == m.uid) {
-            m.size = size;
-        }
-        tally.bytes += m.raw.len() as u64;
-        out.push((m, true));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,7 +293,8 @@ mod tests {
     use std::cell::RefCell;
 
     use crate::{
-        imap::{FolderStatus, ImapError},
+        container::Container,
+        imap::{FetchedMessage, FolderStatus, ImapError},
         state::MemoryStore,
         vault::{MemoryVault, Vault, VaultError},
     };
