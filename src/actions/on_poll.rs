@@ -398,9 +398,11 @@ mod tests {
         (uid, raw.into_bytes())
     }
 
-    /// Poll `MAILBOX` once with `store` and `vault`: the result and the UIDs of the new
-    /// containers.
-    fn poll_once(store: &mut MemoryStore, vault: &mut PickyVault) -> (ActionResult, Vec<u32>) {
+    /// Poll `MAILBOX` once with `store` and `vault`: the result and what went out.
+    fn poll_outgoing(
+        store: &mut MemoryStore,
+        vault: &mut PickyVault,
+    ) -> (ActionResult, Vec<Outgoing>) {
         let config =
             Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
                 .unwrap();
@@ -412,11 +414,18 @@ mod tests {
             open: &open_fake,
         };
         let mut containers = Vec::new();
-        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c.container));
+        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        (result, containers)
+    }
+
+    /// Poll `MAILBOX` once with `store` and `vault`: the result and the UIDs of the new
+    /// containers.
+    fn poll_once(store: &mut MemoryStore, vault: &mut PickyVault) -> (ActionResult, Vec<u32>) {
+        let (result, containers) = poll_outgoing(store, vault);
         let uids = containers
             .iter()
             .map(|c| {
-                let sdi = &c.source_data_identifier;
+                let sdi = &c.container.source_data_identifier;
                 sdi[sdi.rfind(' ').unwrap() + 1..].parse().unwrap()
             })
             .collect();
@@ -509,18 +518,7 @@ mod tests {
         });
         let mut store = MemoryStore::new(&md5_hex(b"inbox"));
         let mut vault = PickyVault::default();
-        let config =
-            Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
-                .unwrap();
-        let mut ctx = IngestContext {
-            config: &config,
-            label: "email",
-            store: &mut store,
-            vault: &mut vault,
-            open: &open_fake,
-        };
-        let mut containers = Vec::new();
-        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        let (result, containers) = poll_outgoing(&mut store, &mut vault);
         assert_eq!(result.status, Status::Success, "{}", result.message);
         assert_eq!(result.summary["emails_ingested"], 120);
         // Each new container goes out with the JSON the ledger stored, serialized once.
