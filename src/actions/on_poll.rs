@@ -302,6 +302,8 @@ mod tests {
     thread_local! {
         /// The in-memory mailbox the fake session serves: (UID, raw message).
         static MAILBOX: RefCell<Vec<(u32, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+        /// The bytes of each `UID FETCH` of whole messages the fake session answered.
+        static FETCHED_BYTES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     }
 
     /// A session over `MAILBOX`: the poll logic without a server.
@@ -333,31 +335,38 @@ mod tests {
             }))
         }
         fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
-            Ok(self
-                .fetch_messages(uids)?
+            Ok(messages(uids)
                 .into_iter()
                 .map(|m| (m.uid, m.size))
                 .collect())
         }
         fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
-            Ok(MAILBOX.with(|m| {
-                m.borrow()
-                    .iter()
-                    .filter(|(u, _)| uids.contains(u))
-                    .map(|(u, raw)| FetchedMessage {
-                        uid: *u,
-                        size: u32::try_from(raw.len()).unwrap(),
-                        raw: raw.clone(),
-                    })
-                    .collect()
-            }))
+            let fetched = messages(uids);
+            let bytes = fetched.iter().map(|m| m.raw.len()).sum();
+            FETCHED_BYTES.with(|f| f.borrow_mut().push(bytes));
+            Ok(fetched)
         }
         fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
-            self.fetch_messages(uids)
+            Ok(messages(uids))
         }
         fn logout(&mut self) -> Result<(), ImapError> {
             Ok(())
         }
+    }
+
+    /// The messages of `MAILBOX` with these UIDs.
+    fn messages(uids: &[u32]) -> Vec<FetchedMessage> {
+        MAILBOX.with(|m| {
+            m.borrow()
+                .iter()
+                .filter(|(u, _)| uids.contains(u))
+                .map(|(u, raw)| FetchedMessage {
+                    uid: *u,
+                    size: u32::try_from(raw.len()).unwrap(),
+                    raw: raw.clone(),
+                })
+                .collect()
+        })
     }
 
     #[allow(
@@ -534,6 +543,22 @@ mod tests {
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         // Every attachment reached the vault.
         assert_eq!(vault.files.len(), 120);
+    }
+
+    #[test]
+    fn a_batch_of_large_mail_is_bounded_in_bytes_not_only_in_messages() {
+        // 12 emails of ~3 MiB: a batch of 50 messages would hold all 36 MiB at once.
+        let big = "x".repeat(3 << 20);
+        MAILBOX.with(|m| *m.borrow_mut() = (1..=12).map(|uid| mail(uid, &big)).collect());
+        FETCHED_BYTES.with(|f| f.borrow_mut().clear());
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let mut vault = PickyVault::default();
+        let (result, uids) = poll_once(&mut store, &mut vault);
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(uids, (1..=12).collect::<Vec<u32>>());
+        let fetches = FETCHED_BYTES.with(|f| f.borrow().clone());
+        assert!(fetches.len() >= 3, "{fetches:?}");
+        assert!(fetches.iter().all(|&b| b <= 16 << 20), "{fetches:?}");
     }
 
     #[test]

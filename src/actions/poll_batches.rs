@@ -2,7 +2,7 @@
 //! every core and committed, each with the folder state that covers it (see
 //! [`super::on_poll`] for the rule that makes this crash-safe).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{
     build_pool::BuildPool,
@@ -19,8 +19,9 @@ use crate::{
 
 /// Messages per `UID FETCH`: memory is bounded by one batch, not by the mailbox.
 const BATCH_MESSAGES: usize = 50;
-/// Bytes per `UID FETCH`, from the size probe.
-const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes per batch, from the size probe: what a poll holds at once is a few batches'
+/// worth (fetched, built, committing), whatever the size of the mail.
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What becomes of each UID of a batch, decided in UID order before the batch's
 /// containers are built.
@@ -64,8 +65,7 @@ pub(super) fn ingest_selection(
     let Selection { plan, position, .. } = selection;
     let mut remaining: BTreeSet<u32> = plan.take.iter().copied().collect();
     let mut failed = selection.failed.clone();
-    let batches: Vec<&[u32]> = plan.take.chunks(BATCH_MESSAGES).collect();
-    if batches.is_empty() {
+    if plan.take.is_empty() {
         if position.is_some() {
             // A successful poll with nothing to take still spends the first run.
             let progress = Some(progress(plan, &remaining, &failed, true));
@@ -88,20 +88,23 @@ pub(super) fn ingest_selection(
     let (store, vault) = (&mut *ctx.store, ctx.vault);
     std::thread::scope(|scope| {
         let pool = BuildPool::start(scope, builder, &ctx.config.folder);
-        let mut prefetched: Option<Result<Fetched, String>> = None;
+        // The UIDs of the poll not fetched yet.
+        let mut rest: &[u32] = &plan.take;
+        let mut prefetched: Option<Result<Batch<'_>, String>> = None;
         let mut waiting: Option<Settled> = None;
         // Messages of the batches not committed yet, which the ledger cannot know.
         let mut in_flight = InFlight::default();
-        for (index, uids) in batches.iter().enumerate() {
-            let fetched = match prefetched.take() {
-                Some(fetched) => fetched,
-                None => fetch_batch(session, uids, max_email_size_mb, tally),
+        while !rest.is_empty() {
+            let batch = match prefetched.take() {
+                Some(batch) => batch,
+                None => fetch_next(session, rest, max_email_size_mb, tally),
             };
-            let decided = fetched.and_then(|fetched| {
+            let decided = batch.and_then(|Batch { uids, fetched }| {
+                rest = &rest[uids.len().min(rest.len())..];
                 // Fetch ahead only while a batch is small: two large batches at once
                 // would double the memory a poll needs.
                 let bytes: u64 = fetched.iter().map(|(m, _)| m.raw.len() as u64).sum();
-                let ahead = batches.get(index + 1).filter(|_| bytes <= BATCH_BYTES);
+                let ahead = !rest.is_empty() && bytes <= BATCH_BYTES;
                 in_flight.next_batch();
                 decide(&mut *store, uids, fetched, &mut ids, &mut in_flight).map(|d| (d, ahead))
             });
@@ -115,9 +118,8 @@ pub(super) fn ingest_selection(
             };
             let (built, (settled, fetched_ahead)) = pool.build(jobs, || {
                 let settled = settle(waiting.take(), store, vault, folder, containers, tally);
-                let fetched_ahead = ahead
-                    .filter(|_| settled.is_ok())
-                    .map(|next| fetch_batch(session, next, max_email_size_mb, tally));
+                let fetched_ahead = (ahead && settled.is_ok())
+                    .then(|| fetch_next(session, rest, max_email_size_mb, tally));
                 (settled, fetched_ahead)
             });
             // The batch before could not be committed: it and this one stay queued.
@@ -152,7 +154,7 @@ pub(super) fn ingest_selection(
                     ));
                 }
             };
-            let last = index + 1 == batches.len();
+            let last = rest.is_empty();
             let progress = position.map(|_| progress(plan, &remaining, &failed, last));
             waiting = Some(Settled { entries, progress });
         }
@@ -391,47 +393,60 @@ fn commit(
     Ok(batch.entries)
 }
 
-/// UIDs with their `RFC822.SIZE`.
-type Sizes = Vec<(u32, u32)>;
+/// A batch: its UIDs, the next ones of the poll, and the messages fetched (a UID with
+/// no message was expunged in the meantime).
+struct Batch<'p> {
+    uids: &'p [u32],
+    fetched: Fetched,
+}
 
-/// Fetch one batch: sizes first, then whole messages within the size limit and header
-/// blocks of the others, one `UID FETCH` each.
-fn fetch_batch(
+/// Fetch the next batch from `rest`: up to [`BATCH_MESSAGES`] UIDs, fewer when their
+/// sizes add up past [`BATCH_BYTES`] (one at least), so a batch is bounded in bytes as
+/// well as in messages. The size probe comes first; then one `UID FETCH` of the whole
+/// messages within `max_email_size_mb` and one of the header blocks of the others.
+fn fetch_next<'p>(
     session: &mut dyn MailSession,
-    uids: &[u32],
+    rest: &'p [u32],
     max_email_size_mb: u64,
     tally: &mut Tally,
-) -> Result<Vec<(FetchedMessage, bool)>, String> {
+) -> Result<Batch<'p>, String> {
     let limit = max_email_size_mb.saturating_mul(1024 * 1024);
-    let sizes = session.fetch_sizes(uids).map_err(|e| e.to_string())?;
-    let (small, large): (Sizes, Sizes) =
-        sizes.into_iter().partition(|&(_, s)| u64::from(s) <= limit);
-    let mut out = Vec::new();
-    // Split by bytes too, so one batch of large messages stays bounded in memory.
-    let mut chunk = Vec::new();
-    let mut chunk_bytes = 0u64;
-    for (index, &(uid, size)) in small.iter().enumerate() {
-        chunk.push(uid);
-        chunk_bytes += u64::from(size);
-        if chunk_bytes >= BATCH_BYTES || index + 1 == small.len() {
-            for m in session.fetch_messages(&chunk).map_err(|e| e.to_string())? {
-                tally.bytes += m.raw.len() as u64;
-                out.push((m, false));
-            }
-            chunk.clear();
-            chunk_bytes = 0;
+    let candidates = &rest[..rest.len().min(BATCH_MESSAGES)];
+    let sizes: HashMap<u32, u64> = session
+        .fetch_sizes(candidates)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(uid, size)| (uid, u64::from(size)))
+        .collect();
+    let mut taken = 0;
+    let mut bytes = 0u64;
+    for uid in candidates {
+        // Only headers of an oversized message are fetched; an expunged one is nothing.
+        let size = sizes.get(uid).copied().filter(|&s| s <= limit).unwrap_or(0);
+        if taken > 0 && bytes + size > BATCH_BYTES {
+            break;
+        }
+        bytes += size;
+        taken += 1;
+    }
+    let uids = &candidates[..taken];
+    let (whole, headers): (Vec<u32>, Vec<u32>) = uids
+        .iter()
+        .filter(|uid| sizes.contains_key(uid))
+        .partition(|uid| sizes.get(uid).is_some_and(|&s| s <= limit));
+    let mut fetched = Vec::with_capacity(uids.len());
+    if !whole.is_empty() {
+        for m in session.fetch_messages(&whole).map_err(|e| e.to_string())? {
+            tally.bytes += m.raw.len() as u64;
+            fetched.push((m, false));
         }
     }
-    let large_uids: Vec<u32> = large.iter().map(|&(u, _)| u).collect();
-    for mut m in session
-        .fetch_headers(&large_uids)
-        .map_err(|e| e.to_string())?
-    {
-        if let Some(&(_, size)) = large.iter().find(|(u, _)| *u == m.uid) {
-            m.size = size;
+    for mut m in session.fetch_headers(&headers).map_err(|e| e.to_string())? {
+        if let Some(&size) = sizes.get(&m.uid) {
+            m.size = u32::try_from(size).unwrap_or(u32::MAX);
         }
         tally.bytes += m.raw.len() as u64;
-        out.push((m, true));
+        fetched.push((m, true));
     }
-    Ok(out)
+    Ok(Batch { uids, fetched })
 }
