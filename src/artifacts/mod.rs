@@ -78,9 +78,10 @@ pub fn finish(
     emails: Vec<Map<String, Value>>,
     mut vaults: Vec<Map<String, Value>>,
 ) -> Vec<Value> {
+    let mut scratch = String::new();
     let mut artifacts: Vec<Map<String, Value>> = iocs.into_iter().chain(emails).collect();
     for artifact in &mut artifacts {
-        with_sdi(artifact);
+        with_sdi(&mut scratch, artifact);
     }
     if let Some(last) = vaults.last_mut() {
         last.insert("run_automation".into(), json!(true));
@@ -88,7 +89,7 @@ pub fn finish(
         last.insert("run_automation".into(), json!(true));
     }
     for artifact in &mut vaults {
-        with_sdi(artifact);
+        with_sdi(&mut scratch, artifact);
     }
     artifacts
         .into_iter()
@@ -97,8 +98,8 @@ pub fn finish(
         .collect()
 }
 
-fn with_sdi(artifact: &mut Map<String, Value>) {
-    let sdi = crate::sdi::map_sdi(artifact);
+fn with_sdi(scratch: &mut String, artifact: &mut Map<String, Value>) {
+    let sdi = crate::sdi::map_sdi_with(scratch, artifact);
     artifact.insert("source_data_identifier".into(), Value::String(sdi));
 }
 

@@ -169,7 +169,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// without a hit are skipped with a branch-free test the compiler vectorises (ten times
 /// faster than `position` on prose, which holds few of the bytes a scanner starts from);
 /// `pred` should combine comparisons with `|`, not `||` or `matches!`, to stay branch-free.
-fn find_byte(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> Option<usize> {
+pub(crate) fn find_byte(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> Option<usize> {
     const BLOCK: usize = 32;
     let rest = bytes.get(from..)?;
     let mut skipped = 0;
