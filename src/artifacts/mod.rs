@@ -28,7 +28,9 @@ impl FoundIndicators {
         }
     }
 
-    /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted.
+    /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted, each with
+    /// its SDI already set (computed with `run_automation` false, as [`finish`] does for
+    /// the others).
     pub fn artifacts(&self) -> Vec<Map<String, Value>> {
         type Field = fn(&Indicators) -> &BTreeSet<String>;
         let classes: [(&str, &str, Field); 4] = [
@@ -37,37 +39,65 @@ impl FoundIndicators {
             ("URL Artifact", "requestURL", |i| &i.urls),
             ("Domain Artifact", "destinationDnsDomain", |i| &i.domains),
         ];
+        let mut scratch = String::new();
         let mut out = Vec::new();
         for (name, key, field) in classes {
-            let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-            for value in field(&self.body) {
-                values.entry(value).or_default();
-            }
+            let body = field(&self.body);
+            // Locations are visited in order, so each list comes out sorted and unique.
+            let mut others: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for (location, found) in &self.elsewhere {
                 for value in field(found) {
-                    if !field(&self.body).contains(value) {
-                        values.entry(value).or_default().insert(location);
+                    if !body.contains(value) {
+                        others.entry(value).or_default().push(location);
                     }
                 }
             }
-            for (value, locations) in values {
-                let mut artifact = Map::new();
-                artifact.insert("name".into(), json!(name));
-                artifact.insert("cef".into(), json!({ key: value }));
-                artifact.insert("run_automation".into(), json!(false));
-                // Body indicators keep the reference's exact shape (and so its SDI);
-                // the others say where they came from in a field of their own.
-                if !locations.is_empty() {
-                    artifact.insert("found_in".into(), json!(locations));
+            // Both sides are sorted and disjoint: merging them gives the values in order
+            // without building one more map of every value.
+            let mut body = body.iter().map(|v| (v.as_str(), &[][..])).peekable();
+            let mut others = others.iter().map(|(v, l)| (*v, l.as_slice())).peekable();
+            loop {
+                let next = match (body.peek(), others.peek()) {
+                    (Some(b), Some(o)) if b.0 < o.0 => body.next(),
+                    (_, Some(_)) => others.next(),
+                    (Some(_), None) => body.next(),
+                    (None, None) => break,
+                };
+                if let Some((value, locations)) = next {
+                    out.push(ioc_artifact(&mut scratch, name, key, value, locations));
                 }
-                out.push(artifact);
             }
         }
         out
     }
 }
 
-/// Put the artifacts in order (IOCs, Email, Vault), give each its SDI, and set
+/// One IOC artifact with its SDI. Body indicators keep the reference's exact shape (and
+/// so its SDI); the others say where they came from in a field of their own.
+fn ioc_artifact(
+    scratch: &mut String,
+    name: &str,
+    key: &str,
+    value: &str,
+    locations: &[&str],
+) -> Map<String, Value> {
+    let sdi = crate::sdi::ioc_sdi(scratch, name, key, value, locations);
+    let mut cef = Map::new();
+    cef.insert(key.to_owned(), Value::String(value.to_owned()));
+    let mut artifact = Map::new();
+    artifact.insert("name".into(), Value::String(name.to_owned()));
+    artifact.insert("cef".into(), Value::Object(cef));
+    artifact.insert("run_automation".into(), Value::Bool(false));
+    if !locations.is_empty() {
+        let locations = locations.iter().map(|l| Value::String((*l).to_owned()));
+        artifact.insert("found_in".into(), Value::Array(locations.collect()));
+    }
+    artifact.insert("source_data_identifier".into(), Value::String(sdi));
+    artifact
+}
+
+/// Put the artifacts in order (IOCs, Email, Vault), give each Email and Vault artifact its
+/// SDI (IOC artifacts come with theirs from [`FoundIndicators::artifacts`]), and set
 /// `run_automation` on the one that should trigger playbooks: the last vault artifact
 /// if there are files, else the last artifact.
 ///
@@ -79,10 +109,12 @@ pub fn finish(
     mut vaults: Vec<Map<String, Value>>,
 ) -> Vec<Value> {
     let mut scratch = String::new();
-    let mut artifacts: Vec<Map<String, Value>> = iocs.into_iter().chain(emails).collect();
-    for artifact in &mut artifacts {
+    let mut emails = emails;
+    for artifact in &mut emails {
         with_sdi(&mut scratch, artifact);
     }
+    let mut artifacts: Vec<Map<String, Value>> = iocs;
+    artifacts.append(&mut emails);
     if let Some(last) = vaults.last_mut() {
         last.insert("run_automation".into(), json!(true));
     } else if let Some(last) = artifacts.last_mut() {
