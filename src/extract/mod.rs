@@ -6,12 +6,12 @@
 //! trimmed, domains are checked against the bundled Public Suffix List, IPv4 is word-bounded
 //! with valid octets, IPv6 is taken only as whole valid addresses, and SHA-512 is a hash.
 //!
-//! Candidates (hex runs, IP-shaped runs, URLs) are found with the `regex` crate, whose
-//! automata run in time linear in the text. What a regex cannot state without look-around
-//! stays in code next to it: which characters may touch an indicator, and the validation of
-//! each candidate (`std::net`, the Public Suffix List, URL trimming). Each candidate is
-//! bounded before it is validated (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot
-//! make extraction slow.
+//! Candidates are found in time linear in the text: URLs with the `regex` crate's
+//! automata, hex and IP-shaped runs by hand (`runs`), from the bytes every such run must
+//! hold. What a pattern cannot state without look-around stays in code next to it: which
+//! characters may touch an indicator, and the validation of each candidate (`std::net`,
+//! the Public Suffix List, URL trimming). Each candidate is bounded before it is validated
+//! (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot make extraction slow.
 
 mod domains;
 mod hashes;
@@ -19,6 +19,7 @@ mod headers;
 mod html;
 mod ips;
 mod refang;
+mod runs;
 mod urls;
 
 use std::collections::BTreeSet;
