@@ -40,32 +40,38 @@ impl FoundIndicators {
             ("Domain Artifact", "destinationDnsDomain", |i| &i.domains),
         ];
         let mut scratch = String::new();
+        let mut locations = Vec::new();
         let mut out = Vec::new();
         for (name, key, field) in classes {
             let body = field(&self.body);
-            // Locations are visited in order, so each list comes out sorted and unique.
-            let mut others: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            // (value, location) pairs, sorted by value; the sort is stable and locations
+            // are visited in order, so each value's locations stay sorted and unique. One
+            // vector per class instead of a map node and a list per value.
+            let mut others: Vec<(&str, &str)> = Vec::new();
             for (location, found) in &self.elsewhere {
                 for value in field(found) {
                     if !body.contains(value) {
-                        others.entry(value).or_default().push(location);
+                        others.push((value, location));
                     }
                 }
             }
-            // Both sides are sorted and disjoint: merging them gives the values in order
-            // without building one more map of every value.
-            let mut body = body.iter().map(|v| (v.as_str(), &[][..])).peekable();
-            let mut others = others.iter().map(|(v, l)| (*v, l.as_slice())).peekable();
+            others.sort_by(|a, b| a.0.cmp(b.0));
+            // Both sides are sorted and disjoint: merging them gives the values in order.
+            let mut body = body.iter().map(String::as_str).peekable();
+            let mut rest = &others[..];
             loop {
-                let next = match (body.peek(), others.peek()) {
-                    (Some(b), Some(o)) if b.0 < o.0 => body.next(),
-                    (_, Some(_)) => others.next(),
+                let value = match (body.peek(), rest.first()) {
+                    (Some(b), Some(o)) if *b < o.0 => body.next(),
+                    (_, Some(o)) => Some(o.0),
                     (Some(_), None) => body.next(),
                     (None, None) => break,
                 };
-                if let Some((value, locations)) = next {
-                    out.push(ioc_artifact(&mut scratch, name, key, value, locations));
-                }
+                let Some(value) = value else { break };
+                let same = rest.iter().take_while(|(v, _)| *v == value).count();
+                locations.clear();
+                locations.extend(rest[..same].iter().map(|(_, l)| *l));
+                rest = &rest[same..];
+                out.push(ioc_artifact(&mut scratch, name, key, value, &locations));
             }
         }
         out
