@@ -157,7 +157,7 @@ fn write_string(out: &mut String, s: &str) {
     reason = "branch-free, so that find_byte's block test vectorises"
 )]
 fn needs_escape(b: u8) -> bool {
-    (b < b' ') | (b > b'~') | (b == b'"') | (b == b'\\')
+    !(b' '..=b'~').contains(&b) | (b == b'"') | (b == b'\\')
 }
 
 fn escape_char(out: &mut String, ch: char) {
