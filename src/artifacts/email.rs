@@ -100,7 +100,7 @@ static FORWARD_MARKER: LazyLock<Option<Regex>> =
 /// pattern backtracked badly on long lines and never fired on UTF-8 bodies).
 pub fn inline_forward(text: &str) -> Option<Vec<RawHeader>> {
     let marker = FORWARD_MARKER.as_ref()?;
-    let rest = match marker.find(text) {
+    let rest = match may_hold_marker(text).then(|| marker.find(text)).flatten() {
         Some(m) => &text[m.end()..],
         None if starts_with_header(text) => text,
         None => return None,
@@ -119,6 +119,25 @@ pub fn inline_forward(text: &str) -> Option<Vec<RawHeader>> {
     let message = MessageParser::default().parse_headers(&bytes)?;
     let headers = crate::mime::headers::raw_headers(&message.root_part().headers, &bytes);
     looks_like_message(&headers).then_some(headers)
+}
+
+/// Whether `text` holds `forwarded me` in any ASCII case: without it the marker cannot
+/// match, and most bodies do not, so the regex (a tenth of a text body's scan) is skipped.
+/// Only the `s` of the pattern has a non-ASCII case variant (`ſ`), so the test leaves it out.
+fn may_hold_marker(text: &str) -> bool {
+    const NEEDLE: &[u8] = b"forwarded me";
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = crate::extract::find_byte(bytes, from, |b| b | 0x20 == b'f') {
+        if bytes
+            .get(i..i + NEEDLE.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(NEEDLE))
+        {
+            return true;
+        }
+        from = i + 1;
+    }
+    false
 }
 
 fn starts_with_header(text: &str) -> bool {
@@ -184,5 +203,8 @@ mod tests {
         // A first line with multi-byte characters where a header name could be.
         assert!(inline_forward("Fróm: x\n").is_none());
         assert!(inline_forward("日本語のテキスト\n").is_none());
+        // the regex folds case the Unicode way: a long s is an s
+        let long_s = "note\nFORWARDED MEſſAGE\nFrom: a@evil.example.com\n\nbody\n";
+        assert!(inline_forward(long_s).is_some());
     }
 }

@@ -28,7 +28,9 @@ impl FoundIndicators {
         }
     }
 
-    /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted.
+    /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted, each with
+    /// its SDI already set (computed with `run_automation` false, as [`finish`] does for
+    /// the others).
     pub fn artifacts(&self) -> Vec<Map<String, Value>> {
         type Field = fn(&Indicators) -> &BTreeSet<String>;
         let classes: [(&str, &str, Field); 4] = [
@@ -37,37 +39,71 @@ impl FoundIndicators {
             ("URL Artifact", "requestURL", |i| &i.urls),
             ("Domain Artifact", "destinationDnsDomain", |i| &i.domains),
         ];
+        let mut scratch = String::new();
+        let mut locations = Vec::new();
         let mut out = Vec::new();
         for (name, key, field) in classes {
-            let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-            for value in field(&self.body) {
-                values.entry(value).or_default();
-            }
+            let body = field(&self.body);
+            // (value, location) pairs, sorted by value; the sort is stable and locations
+            // are visited in order, so each value's locations stay sorted and unique. One
+            // vector per class instead of a map node and a list per value.
+            let mut others: Vec<(&str, &str)> = Vec::new();
             for (location, found) in &self.elsewhere {
                 for value in field(found) {
-                    if !field(&self.body).contains(value) {
-                        values.entry(value).or_default().insert(location);
+                    if !body.contains(value) {
+                        others.push((value, location));
                     }
                 }
             }
-            for (value, locations) in values {
-                let mut artifact = Map::new();
-                artifact.insert("name".into(), json!(name));
-                artifact.insert("cef".into(), json!({ key: value }));
-                artifact.insert("run_automation".into(), json!(false));
-                // Body indicators keep the reference's exact shape (and so its SDI);
-                // the others say where they came from in a field of their own.
-                if !locations.is_empty() {
-                    artifact.insert("found_in".into(), json!(locations));
-                }
-                out.push(artifact);
+            others.sort_by(|a, b| a.0.cmp(b.0));
+            // Both sides are sorted and disjoint: merging them gives the values in order.
+            let mut body = body.iter().map(String::as_str).peekable();
+            let mut rest = &others[..];
+            loop {
+                let value = match (body.peek(), rest.first()) {
+                    (Some(b), Some(o)) if *b < o.0 => body.next(),
+                    (_, Some(o)) => Some(o.0),
+                    (Some(_), None) => body.next(),
+                    (None, None) => break,
+                };
+                let Some(value) = value else { break };
+                let same = rest.iter().take_while(|(v, _)| *v == value).count();
+                locations.clear();
+                locations.extend(rest[..same].iter().map(|(_, l)| *l));
+                rest = &rest[same..];
+                out.push(ioc_artifact(&mut scratch, name, key, value, &locations));
             }
         }
         out
     }
 }
 
-/// Put the artifacts in order (IOCs, Email, Vault), give each its SDI, and set
+/// One IOC artifact with its SDI. Body indicators keep the reference's exact shape (and
+/// so its SDI); the others say where they came from in a field of their own.
+fn ioc_artifact(
+    scratch: &mut String,
+    name: &str,
+    key: &str,
+    value: &str,
+    locations: &[&str],
+) -> Map<String, Value> {
+    let sdi = crate::sdi::ioc_sdi(scratch, name, key, value, locations);
+    let mut cef = Map::new();
+    cef.insert(key.to_owned(), Value::String(value.to_owned()));
+    let mut artifact = Map::new();
+    artifact.insert("name".into(), Value::String(name.to_owned()));
+    artifact.insert("cef".into(), Value::Object(cef));
+    artifact.insert("run_automation".into(), Value::Bool(false));
+    if !locations.is_empty() {
+        let locations = locations.iter().map(|l| Value::String((*l).to_owned()));
+        artifact.insert("found_in".into(), Value::Array(locations.collect()));
+    }
+    artifact.insert("source_data_identifier".into(), Value::String(sdi));
+    artifact
+}
+
+/// Put the artifacts in order (IOCs, Email, Vault), give each Email and Vault artifact its
+/// SDI (IOC artifacts come with theirs from [`FoundIndicators::artifacts`]), and set
 /// `run_automation` on the one that should trigger playbooks: the last vault artifact
 /// if there are files, else the last artifact.
 ///
@@ -78,17 +114,20 @@ pub fn finish(
     emails: Vec<Map<String, Value>>,
     mut vaults: Vec<Map<String, Value>>,
 ) -> Vec<Value> {
-    let mut artifacts: Vec<Map<String, Value>> = iocs.into_iter().chain(emails).collect();
-    for artifact in &mut artifacts {
-        with_sdi(artifact);
+    let mut scratch = String::new();
+    let mut emails = emails;
+    for artifact in &mut emails {
+        with_sdi(&mut scratch, artifact);
     }
+    let mut artifacts: Vec<Map<String, Value>> = iocs;
+    artifacts.append(&mut emails);
     if let Some(last) = vaults.last_mut() {
         last.insert("run_automation".into(), json!(true));
     } else if let Some(last) = artifacts.last_mut() {
         last.insert("run_automation".into(), json!(true));
     }
     for artifact in &mut vaults {
-        with_sdi(artifact);
+        with_sdi(&mut scratch, artifact);
     }
     artifacts
         .into_iter()
@@ -97,8 +136,8 @@ pub fn finish(
         .collect()
 }
 
-fn with_sdi(artifact: &mut Map<String, Value>) {
-    let sdi = crate::sdi::map_sdi(artifact);
+fn with_sdi(scratch: &mut String, artifact: &mut Map<String, Value>) {
+    let sdi = crate::sdi::map_sdi_with(scratch, artifact);
     artifact.insert("source_data_identifier".into(), Value::String(sdi));
 }
 

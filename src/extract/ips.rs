@@ -8,20 +8,14 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{Pattern, char_at, char_before, find_all, insert, is_word_char};
+use super::{
+    char_at, char_before, insert, is_word_char,
+    runs::{ipv4_runs, ipv6_runs},
+};
 
 /// Longest run worth parsing as IPv6 (45 characters for the longest embedded-IPv4 form).
 const MAX_IPV6_RUN: usize = 64;
-
-/// Maximal runs of hex digits, `.` and `:` holding a `:`: the IPv6 candidates.
-static V6_RUN: Pattern = LazyLock::new(|| Regex::new("[0-9A-Fa-f.]*:[0-9A-Fa-f.:]*").ok());
-/// Maximal runs of digits and `.` that start with a digit and hold at least three dots: the
-/// IPv4 candidates. Plain numbers and versions, the common case, are never matched.
-static V4_RUN: Pattern = LazyLock::new(|| Regex::new(r"[0-9]+(?:\.[0-9]*){3,}").ok());
 
 /// Adds every IPv4 and IPv6 address in `text`.
 pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
@@ -35,16 +29,17 @@ fn scan_v6(text: &str, out: &mut BTreeSet<String>) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     // canonical text is formatted here, so a repeated address costs no allocation
     let mut canonical = String::new();
-    for run in find_all(&V6_RUN, text) {
+    // maximal runs of hex digits, `.` and `:` holding a `:`
+    for run in ipv6_runs(text) {
         if run.len() > MAX_IPV6_RUN {
             continue;
         }
-        if let Some(addr) = v6_candidate(text, run.start(), run.end()) {
+        if let Some(addr) = v6_candidate(text, run.start, run.end) {
             canonical.clear();
             if write!(canonical, "{addr}").is_ok() {
                 insert(out, &canonical);
             }
-            spans.push((run.start(), run.end()));
+            spans.push((run.start, run.end));
         }
     }
     spans
@@ -109,8 +104,10 @@ fn is_mac_like(candidate: &str) -> bool {
 fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) {
     // spans and candidates both come in text order: one cursor keeps the check linear
     let mut spans = v6_spans.iter().peekable();
-    for run in find_all(&V4_RUN, text) {
-        let (start, end) = (run.start(), run.end());
+    // runs of digits and `.` from a digit, with at least three dots: plain numbers and
+    // versions, the common case, are never candidates
+    for run in ipv4_runs(text) {
+        let (start, end) = (run.start, run.end);
         while spans.next_if(|&&(_, span_end)| span_end <= start).is_some() {}
         if spans
             .peek()
@@ -122,7 +119,7 @@ fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) 
         }
         // trailing dots end a sentence; std rejects leading zeros ("010.1.1.1"), which some
         // tools read as octal
-        let candidate = run.as_str().trim_end_matches('.');
+        let candidate = text[start..end].trim_end_matches('.');
         if candidate.parse::<Ipv4Addr>().is_ok() {
             insert(out, candidate);
         }
@@ -137,11 +134,6 @@ mod tests {
         let mut out = BTreeSet::new();
         scan(text, &mut out);
         out.into_iter().collect()
-    }
-
-    #[test]
-    fn the_patterns_compile() {
-        assert!(V6_RUN.is_some() && V4_RUN.is_some());
     }
 
     #[test]

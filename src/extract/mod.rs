@@ -6,12 +6,12 @@
 //! trimmed, domains are checked against the bundled Public Suffix List, IPv4 is word-bounded
 //! with valid octets, IPv6 is taken only as whole valid addresses, and SHA-512 is a hash.
 //!
-//! Candidates (hex runs, IP-shaped runs, URLs) are found with the `regex` crate, whose
-//! automata run in time linear in the text. What a regex cannot state without look-around
-//! stays in code next to it: which characters may touch an indicator, and the validation of
-//! each candidate (`std::net`, the Public Suffix List, URL trimming). Each candidate is
-//! bounded before it is validated (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot
-//! make extraction slow.
+//! Candidates are found in time linear in the text: URLs with the `regex` crate's
+//! automata, hex and IP-shaped runs by hand (`runs`), from the bytes every such run must
+//! hold. What a pattern cannot state without look-around stays in code next to it: which
+//! characters may touch an indicator, and the validation of each candidate (`std::net`,
+//! the Public Suffix List, URL trimming). Each candidate is bounded before it is validated
+//! (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot make extraction slow.
 
 mod domains;
 mod hashes;
@@ -19,6 +19,7 @@ mod headers;
 mod html;
 mod ips;
 mod refang;
+mod runs;
 mod urls;
 
 use std::collections::BTreeSet;
@@ -169,7 +170,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// without a hit are skipped with a branch-free test the compiler vectorises (ten times
 /// faster than `position` on prose, which holds few of the bytes a scanner starts from);
 /// `pred` should combine comparisons with `|`, not `||` or `matches!`, to stay branch-free.
-fn find_byte(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> Option<usize> {
+pub(crate) fn find_byte(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> Option<usize> {
     const BLOCK: usize = 32;
     let rest = bytes.get(from..)?;
     let mut skipped = 0;

@@ -18,9 +18,11 @@ pub mod body;
 pub mod headers;
 pub mod repair;
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::LazyLock};
 
-use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Encoding, HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 pub use headers::RawHeader;
 
@@ -80,7 +82,7 @@ pub fn walk(raw: &[u8], max_depth: usize, visit: &mut dyn FnMut(Event<'_>)) -> V
         warnings
             .push("several Content-Type headers: the first one is used, as mail clients do".into());
     }
-    match MessageParser::default().parse(structure.as_deref().unwrap_or(&prepared)) {
+    match structure_parser().parse(structure.as_deref().unwrap_or(&prepared)) {
         Some(message) if !message.root_part().headers.is_empty() => {
             // The rename kept every offset, so headers and bodies are read from the bytes
             // as written while the structure comes from the first Content-Type.
@@ -107,6 +109,78 @@ pub fn walk(raw: &[u8], max_depth: usize, visit: &mut dyn FnMut(Event<'_>)) -> V
         }
     }
     warnings
+}
+
+/// mail-parser with its default field parsers, except that `Received` values are skipped
+/// instead of parsed: trace fields are read from the raw bytes by offset
+/// (`headers::raw_headers`), and parsing every hop into a value nothing reads was a seventh
+/// of the parse. The received parser, like the skipping one, reads up to the first line
+/// end not followed by white space, so each field keeps its offsets.
+///
+/// Giving mail-parser any field parser replaces its built-in table, so the table is
+/// repeated here (mail-parser 0.11 `parse_headers`). The other value parsers stay: some
+/// end a field elsewhere on malformed mail (the date parser can take in the next line),
+/// and the offsets, hence the Email Artifacts, must not move.
+pub(crate) fn structure_parser() -> &'static MessageParser {
+    static PARSER: LazyLock<MessageParser> = LazyLock::new(build_structure_parser);
+    &PARSER
+}
+
+fn build_structure_parser() -> MessageParser {
+    use HeaderName as H;
+    let mut parser = MessageParser::new();
+    for name in [
+        H::Subject,
+        H::Comments,
+        H::ContentDescription,
+        H::ContentLocation,
+        H::ContentTransferEncoding,
+    ] {
+        parser = parser.header_text(name);
+    }
+    for name in [
+        H::From,
+        H::To,
+        H::Cc,
+        H::Bcc,
+        H::ReplyTo,
+        H::Sender,
+        H::ResentTo,
+        H::ResentFrom,
+        H::ResentBcc,
+        H::ResentCc,
+        H::ResentSender,
+        H::ListArchive,
+        H::ListHelp,
+        H::ListId,
+        H::ListOwner,
+        H::ListPost,
+        H::ListSubscribe,
+        H::ListUnsubscribe,
+    ] {
+        parser = parser.header_address(name);
+    }
+    for name in [H::Date, H::ResentDate] {
+        parser = parser.header_date(name);
+    }
+    for name in [
+        H::MessageId,
+        H::References,
+        H::InReplyTo,
+        H::ReturnPath,
+        H::ContentId,
+        H::ResentMessageId,
+    ] {
+        parser = parser.header_id(name);
+    }
+    for name in [H::Keywords, H::ContentLanguage] {
+        parser = parser.header_comma_separated(name);
+    }
+    for name in [H::ContentType, H::ContentDisposition] {
+        parser = parser.header_content_type(name);
+    }
+    // everything else, MIME-Version included, is raw text, as in the built-in table
+    parser.ignore_header(H::Received).default_header_raw()
 }
 
 /// Walk one message. `raw` is the buffer its part offsets refer to: mail-parser gives an
@@ -169,7 +243,7 @@ fn walk_message(
                 // mail-parser stops decoding encoded messages past its own depth limit
                 // and leaves the bytes; parse them ourselves while our limit allows.
                 let eml = body::transfer_decoded(part, raw);
-                let parsed = MessageParser::default().parse(eml.as_ref());
+                let parsed = structure_parser().parse(eml.as_ref());
                 nested_message(
                     part,
                     raw,
