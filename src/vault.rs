@@ -63,8 +63,9 @@ pub struct DirVault {
 struct Staged {
     files: Vec<StagedFile>,
     ids: BTreeSet<String>,
-    /// The vault directory itself was created: its parent needs an fsync too.
-    created_root: bool,
+    /// Directories that gained a new subdirectory (the vault's, for a new fan-out
+    /// directory; the data directory, for a new vault): they need an fsync too.
+    parents: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -98,15 +99,23 @@ impl DirVault {
     /// Write `bytes` to a temporary file in the same directory as `path`, so the rename
     /// at flush time is atomic: a reader (or a crash) never sees a half-written file
     /// under the final name.
-    fn write_temp(&self, path: &Path, bytes: &[u8]) -> std::io::Result<(TempPath, bool)> {
+    fn write_temp(&self, path: &Path, bytes: &[u8]) -> std::io::Result<(TempPath, Vec<PathBuf>)> {
         let dir = path.parent().unwrap_or(&self.root);
-        let created_root = !self.root.is_dir();
+        let mut parents = Vec::new();
+        if !dir.is_dir() {
+            parents.push(self.root.clone());
+            if !self.root.is_dir()
+                && let Some(data_dir) = self.root.parent()
+            {
+                parents.push(data_dir.to_path_buf());
+            }
+        }
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(bytes)?;
         // Closed now: a message with thousands of attachments must not hold thousands
         // of descriptors until the flush.
-        Ok((tmp.into_temp_path(), created_root))
+        Ok((tmp.into_temp_path(), parents))
     }
 
     fn error(vault_id: &str, path: &Path, source: std::io::Error) -> VaultError {
@@ -132,11 +141,11 @@ impl Vault for DirVault {
         if path.is_file() || self.staged().ids.contains(vault_id) {
             return Ok(());
         }
-        let (temp, created_root) = self
+        let (temp, parents) = self
             .write_temp(&path, bytes)
             .map_err(|source| Self::error(vault_id, &path, source))?;
         let mut staged = self.staged();
-        staged.created_root |= created_root;
+        staged.parents.extend(parents);
         // Two threads may have written the same content at once: the second copy is
         // simply dropped (and deleted) here.
         if staged.ids.insert(vault_id.to_owned()) {
@@ -153,7 +162,7 @@ impl Vault for DirVault {
         let Staged {
             files,
             ids: _,
-            created_root,
+            parents,
         } = std::mem::take(&mut *self.staged());
         if files.is_empty() {
             return Ok(());
@@ -180,12 +189,9 @@ impl Vault for DirVault {
                 dirs.insert(dir.to_path_buf());
             }
         }
-        // The new names are durable once their directories are; a new fan-out
-        // directory needs the vault directory synced, a new vault its data directory.
-        dirs.insert(self.root.clone());
-        if created_root && let Some(parent) = self.root.parent() {
-            dirs.insert(parent.to_path_buf());
-        }
+        // The new names are durable once their directories are, and a new directory
+        // once its parent is.
+        dirs.extend(parents);
         let dirs: Vec<PathBuf> = dirs.into_iter().collect();
         in_parallel(&dirs, |dir| {
             File::open(dir)
@@ -200,7 +206,8 @@ fn in_parallel<T: Sync>(
     items: &[T],
     job: impl Fn(&T) -> Result<(), VaultError> + Sync,
 ) -> Result<(), VaultError> {
-    if items.len() <= 1 {
+    // One or two (a single email's file and its directory) are not worth a thread.
+    if items.len() <= 2 {
         return items.iter().try_for_each(&job);
     }
     let per_thread = items.len().div_ceil(FLUSH_THREADS);

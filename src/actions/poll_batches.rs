@@ -22,6 +22,9 @@ const BATCH_MESSAGES: usize = 50;
 /// Bytes per batch, from the size probe: what a poll holds at once is a few batches'
 /// worth (fetched, built, committing), whatever the size of the mail.
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// UIDs whose sizes one probe asks for: a size probe per page rather than per batch
+/// saves a round trip per batch on a distant server.
+const PROBE_UIDS: usize = 1000;
 
 /// What becomes of each UID of a batch, decided in UID order before the batch's
 /// containers are built.
@@ -84,7 +87,11 @@ pub(super) fn ingest_selection(
         label: ctx.label,
         vault: ctx.vault,
     };
-    let max_email_size_mb = ctx.config.max_email_size_mb;
+    let mut fetcher = Fetcher {
+        session,
+        max_email_size_mb: ctx.config.max_email_size_mb,
+        sizes: HashMap::new(),
+    };
     let (store, vault) = (&mut *ctx.store, ctx.vault);
     std::thread::scope(|scope| {
         let pool = BuildPool::start(scope, builder, &ctx.config.folder);
@@ -97,7 +104,7 @@ pub(super) fn ingest_selection(
         while !rest.is_empty() {
             let batch = match prefetched.take() {
                 Some(batch) => batch,
-                None => fetch_next(session, rest, max_email_size_mb, tally),
+                None => fetcher.next(rest, tally),
             };
             let decided = batch.and_then(|Batch { uids, fetched }| {
                 rest = &rest[uids.len().min(rest.len())..];
@@ -118,8 +125,7 @@ pub(super) fn ingest_selection(
             };
             let (built, (settled, fetched_ahead)) = pool.build(jobs, || {
                 let settled = settle(waiting.take(), store, vault, folder, containers, tally);
-                let fetched_ahead = (ahead && settled.is_ok())
-                    .then(|| fetch_next(session, rest, max_email_size_mb, tally));
+                let fetched_ahead = (ahead && settled.is_ok()).then(|| fetcher.next(rest, tally));
                 (settled, fetched_ahead)
             });
             // The batch before could not be committed: it and this one stay queued.
@@ -400,53 +406,82 @@ struct Batch<'p> {
     fetched: Fetched,
 }
 
-/// Fetch the next batch from `rest`: up to [`BATCH_MESSAGES`] UIDs, fewer when their
-/// sizes add up past [`BATCH_BYTES`] (one at least), so a batch is bounded in bytes as
-/// well as in messages. The size probe comes first; then one `UID FETCH` of the whole
-/// messages within `max_email_size_mb` and one of the header blocks of the others.
-fn fetch_next<'p>(
-    session: &mut dyn MailSession,
-    rest: &'p [u32],
+/// Fetches a poll's batches over its session, with the sizes of the UIDs ahead.
+struct Fetcher<'s> {
+    session: &'s mut dyn MailSession,
     max_email_size_mb: u64,
-    tally: &mut Tally,
-) -> Result<Batch<'p>, String> {
-    let limit = max_email_size_mb.saturating_mul(1024 * 1024);
-    let candidates = &rest[..rest.len().min(BATCH_MESSAGES)];
-    let sizes: HashMap<u32, u64> = session
-        .fetch_sizes(candidates)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|(uid, size)| (uid, u64::from(size)))
-        .collect();
-    let mut taken = 0;
-    let mut bytes = 0u64;
-    for uid in candidates {
-        // Only headers of an oversized message are fetched; an expunged one is nothing.
-        let size = sizes.get(uid).copied().filter(|&s| s <= limit).unwrap_or(0);
-        if taken > 0 && bytes + size > BATCH_BYTES {
-            break;
+    /// `RFC822.SIZE` of UIDs probed and not fetched yet; `None`: expunged since.
+    sizes: HashMap<u32, Option<u64>>,
+}
+
+impl Fetcher<'_> {
+    /// Fetch the next batch from `rest`: up to [`BATCH_MESSAGES`] UIDs, fewer when their
+    /// sizes add up past [`BATCH_BYTES`] (one at least), so a batch is bounded in bytes
+    /// as well as in messages. Sizes are probed [`PROBE_UIDS`] at a time, so most
+    /// batches are one round trip: one `UID FETCH` of the whole messages within
+    /// `max_email_size_mb`, and one of the header blocks of the others when there are.
+    fn next<'p>(&mut self, rest: &'p [u32], tally: &mut Tally) -> Result<Batch<'p>, String> {
+        let limit = self.max_email_size_mb.saturating_mul(1024 * 1024);
+        let candidates = &rest[..rest.len().min(BATCH_MESSAGES)];
+        if candidates.iter().any(|uid| !self.sizes.contains_key(uid)) {
+            let ahead = &rest[..rest.len().min(PROBE_UIDS)];
+            let probed: HashMap<u32, u32> = self
+                .session
+                .fetch_sizes(ahead)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .collect();
+            for uid in ahead {
+                let size = probed.get(uid).map(|&s| u64::from(s));
+                self.sizes.insert(*uid, size);
+            }
         }
-        bytes += size;
-        taken += 1;
-    }
-    let uids = &candidates[..taken];
-    let (whole, headers): (Vec<u32>, Vec<u32>) = uids
-        .iter()
-        .filter(|uid| sizes.contains_key(uid))
-        .partition(|uid| sizes.get(uid).is_some_and(|&s| s <= limit));
-    let mut fetched = Vec::with_capacity(uids.len());
-    if !whole.is_empty() {
-        for m in session.fetch_messages(&whole).map_err(|e| e.to_string())? {
-            tally.bytes += m.raw.len() as u64;
-            fetched.push((m, false));
+        let size_of = |uid: &u32| self.sizes.get(uid).copied().flatten();
+        let mut taken = 0;
+        let mut bytes = 0u64;
+        for uid in candidates {
+            // Only headers of an oversized message are fetched; an expunged one is
+            // nothing.
+            let size = size_of(uid).filter(|&s| s <= limit).unwrap_or(0);
+            if taken > 0 && bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            taken += 1;
         }
-    }
-    for mut m in session.fetch_headers(&headers).map_err(|e| e.to_string())? {
-        if let Some(&size) = sizes.get(&m.uid) {
-            m.size = u32::try_from(size).unwrap_or(u32::MAX);
+        let uids = &candidates[..taken];
+        let (whole, headers): (Vec<u32>, Vec<u32>) = uids
+            .iter()
+            .filter(|uid| size_of(uid).is_some())
+            .partition(|uid| size_of(uid).is_some_and(|s| s <= limit));
+        let sizes: HashMap<u32, u64> = uids
+            .iter()
+            .filter_map(|uid| Some((*uid, self.sizes.remove(uid).flatten()?)))
+            .collect();
+        let mut fetched = Vec::with_capacity(uids.len());
+        if !whole.is_empty() {
+            for m in self
+                .session
+                .fetch_messages(&whole)
+                .map_err(|e| e.to_string())?
+            {
+                tally.bytes += m.raw.len() as u64;
+                fetched.push((m, false));
+            }
         }
-        tally.bytes += m.raw.len() as u64;
-        fetched.push((m, true));
+        if !headers.is_empty() {
+            for mut m in self
+                .session
+                .fetch_headers(&headers)
+                .map_err(|e| e.to_string())?
+            {
+                if let Some(&size) = sizes.get(&m.uid) {
+                    m.size = u32::try_from(size).unwrap_or(u32::MAX);
+                }
+                tally.bytes += m.raw.len() as u64;
+                fetched.push((m, true));
+            }
+        }
+        Ok(Batch { uids, fetched })
     }
-    Ok(Batch { uids, fetched })
 }
