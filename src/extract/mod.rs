@@ -197,6 +197,31 @@ fn char_at(text: &str, i: usize) -> Option<char> {
     text.get(i..)?.chars().next()
 }
 
+/// Reproducible texts for the tests that compare a scanner with a reference over many
+/// inputs: `count` strings, each of fewer than `max_pieces` pieces of `pieces`, chosen by
+/// a fixed linear congruential sequence from `seed` (no randomness in the crate).
+#[cfg(test)]
+pub(crate) fn pseudo_random_texts(
+    seed: u64,
+    pieces: &[&str],
+    max_pieces: usize,
+    count: usize,
+) -> Vec<String> {
+    let mut state = seed;
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(state >> 33).unwrap_or(0) % bound
+    };
+    (0..count)
+        .map(|_| {
+            let len = next(max_pieces);
+            (0..len).map(|_| pieces[next(pieces.len())]).collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,17 +382,7 @@ mod tests {
             "example.com",
             "/",
         ];
-        // a fixed linear congruential sequence: reproducible, no randomness in the crate
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |bound: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            usize::try_from(state >> 33).unwrap_or(0) % bound
-        };
-        for _ in 0..3000 {
-            let len = next(40);
-            let text: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+        for text in crate::extract::pseudo_random_texts(0x2545_f491_4f6c_dd1d, &PIECES, 40, 3000) {
             let mut out = Indicators::default();
             scan_text(&text, &ExtractOptions::ALL, &mut out);
             scan_html(&text, &ExtractOptions::ALL, &mut out);

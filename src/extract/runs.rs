@@ -130,17 +130,8 @@ mod tests {
         let ranges = |re: &Regex, text: &str| -> Vec<Range<usize>> {
             re.find_iter(text).map(|m| m.range()).collect()
         };
-        // a fixed linear congruential sequence: reproducible, no randomness in the crate
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |bound: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            usize::try_from(state >> 33).unwrap_or(0) % bound
-        };
-        for _ in 0..20_000 {
-            let len = next(60);
-            let text: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+        for text in crate::extract::pseudo_random_texts(0x9e37_79b9_7f4a_7c15, &PIECES, 60, 20_000)
+        {
             assert_eq!(
                 hex_runs(&text).collect::<Vec<_>>(),
                 ranges(&hex, &text),

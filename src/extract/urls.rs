@@ -274,17 +274,8 @@ mod tests {
         let re =
             Regex::new(r#"(?i-u:https?)://[^\s\p{Cc}<>"'`\u{200B}-\u{200D}\u{2060}\u{FEFF}]*"#)
                 .unwrap();
-        // a fixed linear congruential sequence: reproducible, no randomness in the crate
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |bound: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            usize::try_from(state >> 33).unwrap_or(0) % bound
-        };
-        for _ in 0..20_000 {
-            let len = next(30);
-            let text: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+        for text in crate::extract::pseudo_random_texts(0x2545_f491_4f6c_dd1d, &PIECES, 30, 20_000)
+        {
             let expected: Vec<&str> = re.find_iter(&text).map(|m| m.as_str()).collect();
             assert_eq!(text_urls(&text).collect::<Vec<_>>(), expected, "{text:?}");
         }
