@@ -20,10 +20,16 @@ use crate::state::NewLedgerEntry;
 /// What a worker hands back: the job's place in its batch, and the ledger entry.
 type Done = (usize, Result<NewLedgerEntry, IngestError>);
 
-/// Worker threads building containers for one poll.
+/// Worker threads building containers for one poll. Dropping the pool closes its queue,
+/// which ends every worker's loop; the scope then joins them.
 pub struct BuildPool {
-    jobs: Option<Sender<(usize, ToBuild)>>,
+    jobs: Sender<(usize, ToBuild)>,
     done: Receiver<Done>,
+}
+
+/// A job with no result: not the message's fault, so the poll stops with it queued.
+pub fn not_built() -> IngestError {
+    IngestError::Storage("internal error: the container of this email was not built".to_owned())
 }
 
 impl BuildPool {
@@ -65,10 +71,7 @@ impl BuildPool {
                 }
             });
         }
-        BuildPool {
-            jobs: Some(jobs),
-            done,
-        }
+        BuildPool { jobs, done }
     }
 
     /// Build the containers of `jobs` while `meanwhile` (the next batch's fetch) runs on
@@ -79,14 +82,12 @@ impl BuildPool {
         meanwhile: impl FnOnce() -> T,
     ) -> (Vec<Result<NewLedgerEntry, IngestError>>, T) {
         let count = jobs.len();
-        let mut sent = 0;
-        if let Some(queue) = &self.jobs {
-            for job in jobs.into_iter().enumerate() {
-                if queue.send(job).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
+        let sent = jobs
+            .into_iter()
+            .enumerate()
+            .map(|job| self.jobs.send(job).is_ok())
+            .filter(|&sent| sent)
+            .count();
         let other = meanwhile();
         let mut results: Vec<Option<Result<NewLedgerEntry, IngestError>>> =
             std::iter::repeat_with(|| None).take(count).collect();
@@ -100,22 +101,8 @@ impl BuildPool {
         }
         let results = results
             .into_iter()
-            .map(|result| {
-                // Not the message's fault: the poll stops and keeps it queued.
-                result.unwrap_or_else(|| {
-                    Err(IngestError::Storage(
-                        "internal error: the container of this email was not built".to_owned(),
-                    ))
-                })
-            })
+            .map(|result| result.unwrap_or_else(|| Err(not_built())))
             .collect();
         (results, other)
-    }
-}
-
-impl Drop for BuildPool {
-    fn drop(&mut self) {
-        // Closing the queue ends every worker's loop; the scope then joins them.
-        self.jobs = None;
     }
 }

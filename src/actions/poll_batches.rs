@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{
-    build_pool::BuildPool,
+    build_pool::{BuildPool, not_built},
     ingest::{Builder, Identity, IngestContext, IngestError, ToBuild, find_existing},
     on_poll::{Folder, Selection, Tally},
     poll_plan::Plan,
@@ -202,11 +202,7 @@ fn outcomes(
                 }
                 continue;
             }
-            Step::Build => built.next().unwrap_or_else(|| {
-                Err(IngestError::Storage(
-                    "internal error: the container of this email was not built".to_owned(),
-                ))
-            }),
+            Step::Build => built.next().unwrap_or_else(|| Err(not_built())),
             Step::Stop(error) => Err(error),
         };
         match outcome {
