@@ -229,10 +229,6 @@ fn by_uid(
         }
         Ingested::New(entry) => {
             let id = entry.container.id.unwrap_or_default();
-            let outgoing = Outgoing {
-                container: entry.container.clone(),
-                json: Some(entry.json.clone()),
-            };
             let batch = BatchCommit {
                 folder_hash: md5_hex(folder.as_bytes()),
                 uidvalidity,
@@ -242,7 +238,13 @@ fn by_uid(
             // The ledger row names its attachments: they are durable first.
             ctx.vault.flush().map_err(|e| e.to_string())?;
             ctx.store.commit_batch(&batch).map_err(|e| e.to_string())?;
-            containers(outgoing);
+            // The committed entry comes back to go out, without a copy.
+            for entry in batch.entries {
+                containers(Outgoing {
+                    container: entry.container,
+                    json: Some(entry.json),
+                });
+            }
             id
         }
     };
