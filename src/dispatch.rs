@@ -131,6 +131,7 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
                 label,
                 env,
                 connector: &connector,
+                vault_dir: request.vault_dir.as_deref(),
             };
             run.one(action, parameter, opened.as_mut(), sink)
         })
@@ -199,6 +200,8 @@ struct Run<'a> {
     label: &'a str,
     env: &'a RunEnv,
     connector: &'a Connector,
+    /// The request's `vault_dir`, for `parse email` (the others open theirs with the store).
+    vault_dir: Option<&'a std::path::Path>,
 }
 
 impl Run<'_> {
@@ -213,7 +216,11 @@ impl Run<'_> {
         let config = self.config;
         match (action, opened) {
             (Action::ParseEmail, _) => {
-                actions::parse_email::run(parameter, config, self.label, self.env, containers)
+                let vault = actions::parse_email::VaultPlace {
+                    env: self.env,
+                    vault_dir: self.vault_dir,
+                };
+                actions::parse_email::run(parameter, config, self.label, &vault, containers)
             }
             (Action::TestConnectivity, opened) => actions::test_connectivity::run(
                 parameter,
@@ -250,15 +257,17 @@ impl Run<'_> {
 pub(crate) enum Opened {
     /// Stateful: the `SQLite` store and the vault under `data_dir`.
     Disk(SqliteStore, DirVault, PathBuf),
-    /// Stateless: state from and back to the request; attachments are hashed, not kept.
-    Memory(MemoryStore, NoVault),
+    /// Stateless: state from and back to the request; attachments are hashed, not kept,
+    /// unless the request names a `vault_dir`.
+    Memory(MemoryStore, Option<DirVault>),
 }
 
 impl Opened {
     pub(crate) fn parts(&mut self) -> (&mut dyn StateStore, &dyn Vault) {
         match self {
             Opened::Disk(store, vault, _) => (store, &*vault),
-            Opened::Memory(store, vault) => (store, &*vault),
+            Opened::Memory(store, Some(vault)) => (store, &*vault),
+            Opened::Memory(store, None) => (store, &NoVault),
         }
     }
 
@@ -287,12 +296,17 @@ pub(crate) fn open_store(
     if let Some(state) = &request.state {
         let folder_hash = crate::sdi::md5_hex(config.folder.as_bytes());
         let store = MemoryStore::from_json(state, &folder_hash).map_err(|e| e.to_string())?;
-        return Ok(Opened::Memory(store, NoVault));
+        let vault = request.vault_dir.clone().map(DirVault::at);
+        return Ok(Opened::Memory(store, vault));
     }
     let data_dir = env.data_dir(config)?;
     let store = SqliteStore::open(&data_dir, &request.asset_id, DEFAULT_LOCK_WAIT)
         .map_err(|e| e.to_string())?;
-    Ok(Opened::Disk(store, DirVault::new(&data_dir), data_dir))
+    let vault = match &request.vault_dir {
+        Some(dir) => DirVault::at(dir.clone()),
+        None => DirVault::new(&data_dir),
+    };
+    Ok(Opened::Disk(store, vault, data_dir))
 }
 
 /// The proxy for OAuth token requests: the request's `environment_variables`

@@ -71,6 +71,10 @@ pub struct Request {
     pub state: Option<Value>,
     /// `{NAME: {"value": ...}}` from the platform.
     pub environment_variables: Map<String, Value>,
+    /// Where this run writes attachment files instead of `data_dir/vault`; also in a
+    /// stateless run, which otherwise writes none. A platform that moves files into its
+    /// own vault (Splunk SOAR's vault temp dir) names a directory of its own here.
+    pub vault_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a request is unusable (exit status 2).
@@ -242,6 +246,7 @@ pub fn parse_request_or(bytes: &[u8], default: Option<Action>) -> Result<Request
             });
         }
     };
+    let vault_dir = vault_dir(object.remove("vault_dir"))?;
     Ok(Request {
         action,
         config: object.remove("config").unwrap_or(Value::Null),
@@ -249,7 +254,21 @@ pub fn parse_request_or(bytes: &[u8], default: Option<Action>) -> Result<Request
         asset_id,
         state,
         environment_variables,
+        vault_dir,
     })
+}
+
+/// The request's `vault_dir`: absent, or a directory path.
+fn vault_dir(value: Option<Value>) -> Result<Option<std::path::PathBuf>, RequestError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() && !s.contains('\0') => Ok(Some(s.into())),
+        Some(other) => Err(RequestError::BadField {
+            field: "vault_dir",
+            expected: "a directory path (a non-empty string)",
+            got: show(&other),
+        }),
+    }
 }
 
 /// `success` or `failed`.

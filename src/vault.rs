@@ -1,4 +1,5 @@
-//! The vault: attachment bytes stored by content under `data_dir/vault/`.
+//! The vault: attachment bytes stored by content under `data_dir/vault/` (or the
+//! request's `vault_dir`).
 //!
 //! The vault id is the SHA-1 of the bytes (as in SOAR), and the file lives at
 //! `vault/<first two hex digits>/<sha1>`. The sender's file name never becomes part of
@@ -78,8 +79,14 @@ struct StagedFile {
 impl DirVault {
     /// The vault inside `data_dir` (created on first store).
     pub fn new(data_dir: &Path) -> Self {
+        Self::at(data_dir.join("vault"))
+    }
+
+    /// A vault whose files go straight under `root` (`root/<sha1[0..2]>/<sha1>`), for a
+    /// request's `vault_dir`; `root` is created on first store.
+    pub fn at(root: PathBuf) -> Self {
         Self {
-            root: data_dir.join("vault"),
+            root,
             staged: Mutex::default(),
         }
     }

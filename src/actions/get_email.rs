@@ -8,7 +8,7 @@ use crate::{
     container::{Container, Outgoing},
     dispatch::echo_parameter,
     imap::FetchedMessage,
-    mime::headers::{decode_words, raw_headers},
+    mime::headers::decoded_header_map,
     protocol::{ActionResult, Status, json_type, show},
     sdi::md5_hex,
     state::BatchCommit,
@@ -251,16 +251,9 @@ fn by_uid(
     Ok((headers, Some(container_id), true))
 }
 
-/// The email's top-level headers, each decoded (RFC 2047, unfolded); for a name that
-/// occurs more than once the last value wins, as in the reference.
+/// The email's top-level headers, each decoded; the last value of a repeated name wins.
 fn decoded_headers(raw: &[u8]) -> Value {
-    let mut dict = Map::new();
-    if let Some(message) = mail_parser::MessageParser::default().parse_headers(raw) {
-        for header in raw_headers(&message.root_part().headers, message.raw_message()) {
-            dict.insert(header.name, Value::String(decode_words(&header.value)));
-        }
-    }
-    Value::Object(dict)
+    Value::Object(decoded_header_map(raw))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `parse email`: an `.eml` file or raw text in, the container a poll would make out,
 //! with no server. How fixtures, playbooks and users test extraction.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, path::Path};
 
 use serde_json::{Map, Value, json};
 
@@ -9,6 +9,7 @@ use crate::{
     config::Config,
     container::{Container, EmailSource, Outgoing, build_container},
     dispatch::{RunEnv, echo_parameter},
+    mime::headers::decoded_header_map,
     protocol::{ActionResult, Status, json_type, show},
     vault::{DirVault, Vault as _},
 };
@@ -16,17 +17,34 @@ use crate::{
 /// The parameters this action accepts (kept in step with app.json by a test).
 pub const PARAMETERS: &[&str] = &["path", "raw_email", "id", "folder"];
 
+/// Where a parse stores attachments: the request's `vault_dir`, else `data_dir/vault`.
+pub struct VaultPlace<'a> {
+    /// For `data_dir`.
+    pub env: &'a RunEnv,
+    /// The request's `vault_dir`.
+    pub vault_dir: Option<&'a Path>,
+}
+
+impl VaultPlace<'_> {
+    fn open(&self, config: &Config) -> Result<DirVault, String> {
+        Ok(match self.vault_dir {
+            Some(dir) => DirVault::at(dir.to_path_buf()),
+            None => DirVault::new(&self.env.data_dir(config)?),
+        })
+    }
+}
+
 /// Parse one email per parameter object, appending its container to `containers`.
 pub fn run(
     parameter: &Map<String, Value>,
     config: &Config,
     label: &str,
-    env: &RunEnv,
+    vault: &VaultPlace<'_>,
     containers: &mut dyn FnMut(Outgoing),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
-    match parse_one(parameter, config, label, env) {
-        Ok(container) => {
+    match parse_one(parameter, config, label, vault) {
+        Ok((container, headers)) => {
             let artifact_count = container.artifacts.len();
             let message = format!(
                 "Parsed email into container {:?} with {artifact_count} artifacts",
@@ -37,6 +55,7 @@ pub fn run(
                 "source_data_identifier": container.source_data_identifier,
                 "artifact_count": artifact_count,
                 "parse_warnings": container.data.parse_warnings,
+                "headers": headers,
             });
             containers(container.into());
             ActionResult {
@@ -58,15 +77,14 @@ fn parse_one(
     parameter: &Map<String, Value>,
     config: &Config,
     label: &str,
-    env: &RunEnv,
-) -> Result<Container, String> {
+    place: &VaultPlace<'_>,
+) -> Result<(Container, Map<String, Value>), String> {
     let raw = read_email(parameter)?;
     let email_id = email_id(parameter)?;
     let folder = folder(parameter, config)?;
     tracing::info!("Parsing email uid: {email_id}");
     let options = super::ingest::build_options(config);
-    let data_dir = env.data_dir(config)?;
-    let vault = DirVault::new(&data_dir);
+    let vault = place.open(config)?;
     let source = EmailSource {
         raw: &raw,
         email_id,
@@ -84,7 +102,7 @@ fn parse_one(
         Ok(result) => {
             let container = result.map_err(|e| e.to_string())?;
             vault.flush().map_err(|e| e.to_string())?;
-            Ok(container)
+            Ok((container, decoded_header_map(&raw)))
         }
         Err(_) => Err(format!(
             "internal error while parsing email {email_id} (a bug: please report it with the email)"

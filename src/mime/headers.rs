@@ -43,6 +43,22 @@ fn trim_line_break(mut value: &[u8]) -> &[u8] {
     value
 }
 
+/// The top-level header fields of a raw message, each decoded (RFC 2047, unfolded), as
+/// a name -> value map: `get email`'s and `parse email`'s `data[0]` headers. For a name
+/// that occurs more than once the last value wins, as in the reference.
+pub fn decoded_header_map(raw: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    if let Some(message) = mail_parser::MessageParser::default().parse_headers(raw) {
+        for header in raw_headers(&message.root_part().headers, message.raw_message()) {
+            map.insert(
+                header.name,
+                serde_json::Value::String(decode_words(&header.value)),
+            );
+        }
+    }
+    map
+}
+
 /// Text from bytes that should be UTF-8 but may be a legacy 8-bit charset.
 ///
 /// Valid UTF-8 (RFC 6532 headers, modern bodies) is taken as is; anything else is read

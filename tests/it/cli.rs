@@ -265,6 +265,41 @@ fn attachments_land_in_the_vault_by_content_never_by_name() {
 }
 
 #[test]
+fn parse_email_with_a_vault_dir_writes_attachments_there_and_returns_the_headers() {
+    let home = home();
+    let files = home.path().join("soar-vault-tmp");
+    let mail = "From: =?utf-8?Q?J=C3=B6rg?= <j@example.com>\r\nSubject: scan\r\nReceived: from a\r\nReceived: from b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"scan.bin\"\r\n\r\nxyz\r\n--b--\r\n";
+    let run = run_json(
+        &json!({"identifier": "parse_email", "vault_dir": files,
+                "parameters": [{"raw_email": mail}]}),
+        home.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let response = run.json();
+    let vault = response["containers"][0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Vault Artifact")
+        .unwrap()
+        .clone();
+    let id = vault["cef"]["vaultId"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(files.join(&id[..2]).join(id)).unwrap(),
+        b"xyz"
+    );
+    assert!(
+        !home.path().join("vault").exists(),
+        "data_dir/vault was used"
+    );
+    // The decoded top-level headers, as get email gives them: the last Received wins.
+    let headers = &response["action_results"][0]["data"][0]["headers"];
+    assert_eq!(headers["From"], "Jörg <j@example.com>");
+    assert_eq!(headers["Subject"], "scan");
+    assert_eq!(headers["Received"], "from b");
+}
+
+#[test]
 fn unwritable_vault_fails_the_action_clearly() {
     let home = home();
     std::fs::write(

@@ -754,6 +754,70 @@ fn stateless_polls_carry_their_state_in_the_request_and_write_nothing() {
 }
 
 #[test]
+fn a_stateless_poll_with_a_vault_dir_writes_each_attachment_there_under_its_sha1() {
+    use sha1::{Digest as _, Sha1};
+    let server = Dovecot::start();
+    let messages: Vec<Vec<u8>> = (1..=4).map(|n| message_with_attachment("vd", n)).collect();
+    append_all(&server, "INBOX", &messages);
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let vault_dir = files.path().join("run-1");
+    let mut request = poll_request(
+        &config(&server, server.imaps_port, "INBOX", 10, 10),
+        "phish",
+    );
+    request["state"] = json!({});
+    request["vault_dir"] = json!(vault_dir);
+    let (run, response) = poll(&request, home.path());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(new_uids(&response, "INBOX"), [1, 2, 3, 4]);
+    let mut expected = BTreeSet::new();
+    for container in response["containers"].as_array().unwrap() {
+        let vault: Vec<&Value> = container["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"] == "Vault Artifact")
+            .collect();
+        assert_eq!(vault.len(), 1, "{container}");
+        let cef = &vault[0]["cef"];
+        let id = cef["vaultId"].as_str().unwrap();
+        let path = vault_dir.join(&id[..2]).join(id);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("no vault file at {}: {e}", path.display()));
+        assert_eq!(format!("{:x}", Sha1::digest(&bytes)), id);
+        assert_eq!(cef["fileHashSha1"], id);
+        assert_eq!(cef["fileSize"], bytes.len());
+        expected.insert(path);
+    }
+    // Only the attachments, under their final names: no temporary files left behind.
+    let mut found = BTreeSet::new();
+    for fan in std::fs::read_dir(&vault_dir).unwrap() {
+        for file in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            found.insert(file.unwrap().path());
+        }
+    }
+    assert_eq!(found, expected);
+    // The state still comes back and nothing else is written: no database, no vault.
+    assert!(
+        response["state"]["folders"].is_object(),
+        "{}",
+        response["state"]
+    );
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+    assert_no_message_seen(&server, "INBOX");
+
+    // A bad vault_dir is a bad request, named as such.
+    request["vault_dir"] = json!(7);
+    let (run, response) = poll(&request, home.path());
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert_eq!(
+        response["message"],
+        "request.vault_dir must be a directory path (a non-empty string), got 7"
+    );
+}
+
+#[test]
 fn a_second_run_of_the_same_asset_fails_clearly_while_the_first_holds_it() {
     let server = Dovecot::start();
     let messages: Vec<Vec<u8>> = (1..=3).map(|n| message("lock", n)).collect();
