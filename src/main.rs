@@ -158,6 +158,11 @@ fn emit(response: &Response) -> ExitCode {
 /// The one JSON response on stdout, written as the run goes: containers first, each as
 /// soon as it is durable (a poll of any size then holds one batch in memory, not the
 /// whole mailbox), then the rest of the response. stdout carries nothing else.
+///
+/// Each container starts a line of its own (`{"containers":[` / `<c1>` / `,<c2>` /
+/// `],"identifier":...}`): still one JSON document, and a wrapper (the Splunk SOAR app)
+/// can take the containers one line at a time as they come, without a streaming JSON
+/// parser; serialized JSON never holds a raw line break.
 struct ResponseStream {
     out: std::io::BufWriter<std::io::Stdout>,
     count: usize,
@@ -171,7 +176,7 @@ impl ResponseStream {
             count: 0,
             failed: None,
         };
-        stream.write(|out| out.write_all(b"{\"containers\":["));
+        stream.write(|out| out.write_all(b"{\"containers\":[\n"));
         stream
     }
 
@@ -198,7 +203,11 @@ impl ResponseStream {
                 Some(json) => out.write_all(json.as_bytes()),
                 None => serde_json::to_writer(&mut *out, &outgoing.container)
                     .map_err(std::io::Error::from),
-            }
+            }?;
+            out.write_all(b"\n")?;
+            // A reader (a platform saving containers as they come) gets each one as soon
+            // as it is durable, not when a buffer happens to fill.
+            out.flush()
         });
     }
 

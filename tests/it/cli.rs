@@ -207,6 +207,39 @@ fn many_parameter_objects_parse_many_emails_in_one_process() {
 }
 
 #[test]
+fn each_container_comes_on_a_line_of_its_own_for_wrappers_that_read_as_they_go() {
+    let home = home();
+    let eml_dir = root().join("fixtures/eml");
+    let parameters: Vec<Value> = crate::support::emails_under(&eml_dir)
+        .iter()
+        .take(3)
+        .map(|p| json!({"path": p}))
+        .collect();
+    let run = run_json(
+        &json!({"identifier": "parse_email", "parameters": parameters}),
+        home.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The Splunk SOAR app reads the response this way (integrations/splunk-soar).
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
+    assert_eq!(lines[0], "{\"containers\":[");
+    let expected = &run.json()["containers"];
+    for (i, line) in lines[1..4].iter().enumerate() {
+        let text = if i == 0 {
+            line
+        } else {
+            line.strip_prefix(',').unwrap()
+        };
+        let container: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(&container, &expected[i]);
+    }
+    let rest: Value =
+        serde_json::from_str(&format!("{{{}", lines[4].strip_prefix("],").unwrap())).unwrap();
+    assert_eq!(rest["status"], "success");
+}
+
+#[test]
 fn request_file_and_json_logs() {
     let home = home();
     let request = home.path().join("request.json");
