@@ -1,0 +1,1 @@
+"""soar-imap for Splunk SOAR (see app.py)."""
