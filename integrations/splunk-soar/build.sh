@@ -55,11 +55,11 @@ package="$out/soar-imap-splunk-soar-$version.tgz"
 rm -f "$out"/*.tgz
 # The build's own environment: the app's locked dependencies (the SDK and its CLI).
 UV_PROJECT_ENVIRONMENT="$out/venv" uv sync --quiet --frozen --no-dev --project "$stage"
-"$out/venv/bin/python" "$here/package.py" "$stage" "$package"
+"$out/venv/bin/python" "$here/package.py" "$stage" "$package" >&2
 
 say "checking the package"
 listing=$(tar -tvzf "$package")
-top=$(tar -tzf "$package" | head -n1 | cut -d/ -f1)
+top=$(awk 'NR == 1 { split($6, path, "/"); print path[1] }' <<<"$listing")
 for want in "$top/manifest.json" "$top/src/app.py" "$top/templates/bin/soar-imap"; do
     grep -q " $want\$" <<<"$listing" || { echo "error: $want missing from $package" >&2; exit 1; }
 done
