@@ -55,10 +55,11 @@ def test_connectivity_passes_and_shows_the_servers_facts(
 def test_connectivity_fails_with_the_step_and_the_servers_words(
     fresh_app: ModuleType, server: Dovecot, soar: Soar, tmp_path: Path, capsys: Any
 ) -> None:
-    asset = basic_asset(server, password="wrong")
+    asset = basic_asset(server, password="Wr0ng-pa55word")
     result = run_action(fresh_app, soar, "test_connectivity", asset, None, tmp_path, capsys=capsys)
     assert not result.status
     assert "Connectivity test failed: cannot log in: [AUTHENTICATIONFAILED]" in result.message
+    assert "Wr0ng-pa55word" not in result.message + result.printed
     # And a certificate the asset does not trust is refused.
     untrusted = basic_asset(server, ca_cert=None)
     result = run_action(fresh_app, soar, "test_connectivity", untrusted, None, tmp_path)

@@ -258,3 +258,37 @@ def test_a_revoked_refresh_token_tells_the_administrator_to_sign_in_again(
     assert "run Test Connectivity on the asset to sign in again" in failed.message
     assert "soar-imap oauth login" not in failed.message
     assert refresh not in failed.message
+
+
+def test_test_connectivity_signs_in_again_when_the_refresh_token_was_revoked(
+    fresh_app: ModuleType,
+    server: Dovecot,
+    stub: OAuthStub,
+    soar: Soar,
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    asset = oauth_asset(server, stub)
+    for attempt in (1, 2):
+        admin = Administrator(stub, server.username, asset, tmp_path)
+        admin.start()
+        result = run_action(
+            fresh_app,
+            soar,
+            "test_connectivity",
+            asset,
+            None,
+            tmp_path,
+            capsys=capsys,
+            patch=persisting,
+        )
+        admin.join(10)
+        assert admin.error is None, admin.error
+        assert result.status, result.message
+        assert stub.token_request_count("authorization_code") == attempt
+        # Revoked at the provider (the user removed the app's access, say).
+        stub.revoke_refresh_tokens()
+        stub.revoke_access_tokens()
+    # The second test connectivity found the refresh token refused and signed in again.
+    assert "the refresh token was rejected" in result.printed
+    assert "run Test Connectivity on the asset to sign in again" in result.printed
