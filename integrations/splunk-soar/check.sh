@@ -12,22 +12,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 
-python313=${PYTHON313:-}
-if [ -z "$python313" ]; then
-    for candidate in "$(pyenv root 2>/dev/null || echo /root/.pyenv)/versions/3.13.0/bin/python3.13" \
-        "$(command -v python3.13 || true)"; do
-        if [ -n "$candidate" ] && [ -x "$candidate" ]; then python313=$candidate; break; fi
-    done
-fi
-if [ -z "$python313" ]; then
-    echo "error: Python 3.13 not found: set PYTHON313 to a python3.13 interpreter" >&2
-    exit 1
-fi
-if ! command -v uv >/dev/null 2>&1; then
-    echo "installing uv" >&2
-    python3 -m pip install --quiet uv
-fi
-export UV_PYTHON="$python313" UV_PYTHON_DOWNLOADS=never
+# shellcheck source=python-env.sh
+source "$here/python-env.sh"
 uv sync --quiet --frozen
 
 case "${1:-test}" in

@@ -14,8 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 package=${1:-$(ls "$root"/target/splunk-soar/soar-imap-splunk-soar-*.tgz | head -n1)}
 package=$(realpath "$package")
-python313=${PYTHON313:-"$(pyenv root 2>/dev/null || echo /root/.pyenv)/versions/3.13.0/bin/python3.13"}
-[ -x "$python313" ] || { echo "error: no Python 3.13 at $python313 (set PYTHON313)" >&2; exit 1; }
+# shellcheck source=python-env.sh
+source "$here/python-env.sh"
 
 work=$(mktemp -d /tmp/soar-imap-verify.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -11,7 +11,7 @@ No `from __future__ import annotations` here: the SDK reads these annotations at
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ConfigDict, ValidationError, ValidatorFunctionWrapHandler, field_validator
+from pydantic import ConfigDict
 from soar_sdk.abstract import SOARClient
 from soar_sdk.action_results import ActionOutput, OutputField
 from soar_sdk.app import App
@@ -22,6 +22,7 @@ from soar_sdk.params import OnPollParams, Param, Params
 from soar_sdk.webhooks.models import WebhookRequest, WebhookResponse
 
 from . import connectivity, lookup, oauth, poll
+from .as_given import AsGiven
 from .asset import Asset
 
 logger = getLogger()
@@ -60,20 +61,7 @@ def on_poll(
     yield from poll.poll(params, soar, asset, app.actions_manager)
 
 
-class _AsGiven(Params):
-    """Parameters pass through as given: the binary (or the action) checks them and says
-    what is wrong, where the SDK would refuse them with no action result at all."""
-
-    @field_validator("*", mode="wrap")
-    @classmethod
-    def _as_given(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:  # noqa: ANN401
-        try:
-            return handler(value)
-        except ValidationError:
-            return value
-
-
-class GetEmailParams(_AsGiven):
+class GetEmailParams(Params, AsGiven):
     """The reference app's get email parameters."""
 
     id: str | None = Param(
@@ -139,7 +127,7 @@ def get_email(params: GetEmailParams, soar: SOARClient[Any], asset: Asset) -> Em
     return EmailHeaders.model_validate(headers)
 
 
-class ParseEmailParams(_AsGiven):
+class ParseEmailParams(Params, AsGiven):
     """An email from the vault or as text."""
 
     vault_id: str | None = Param(

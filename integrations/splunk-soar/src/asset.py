@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic import model_validator
 from soar_sdk.asset import AssetField, BaseAsset
 
+from .as_given import AsGiven
 
-class Asset(BaseAsset):
+
+class Asset(BaseAsset, AsGiven):
     """An IMAP mailbox, as the binary's `config`."""
 
     server: str = AssetField(description="Server IP/Hostname (no port; see port)", required=True)
@@ -116,10 +118,7 @@ class Asset(BaseAsset):
         description="Add email body to the Email Artifact", required=False, default=False
     )
 
-    # The binary checks every value and says what is wrong with it, naming the key and
-    # never a secret. Pydantic would reject first, with messages that quote the whole
-    # input (the decrypted password included): so values pass through as given, and a
-    # missing required key arrives as None for the binary to name.
+    # A missing required key arrives as None, for the binary to name (see as_given.py).
     @model_validator(mode="before")
     @classmethod
     def _missing_is_none(cls, values: Any) -> Any:  # noqa: ANN401 (pydantic's raw input)
@@ -128,14 +127,6 @@ class Asset(BaseAsset):
                 if info.is_required():
                     values.setdefault(name, None)
         return values
-
-    @field_validator("*", mode="wrap")
-    @classmethod
-    def _as_given(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:  # noqa: ANN401
-        try:
-            return handler(value)
-        except ValidationError:
-            return value
 
     def binary_config(self) -> dict[str, Any]:
         """The binary's `config`: every key that is set, as given."""

@@ -6,8 +6,9 @@ label, `run_automation` and `data` (`raw_email`, `raw_email_encoding`, `parse_wa
 as they are; each artifact's name, `cef`, `cef_types`, SDI and `run_automation`. The SDK's
 models refuse unknown keys, so `found_in` (where an indicator outside the body was
 found) goes into the artifact's cef as `foundIn`, where SOAR shows it and playbooks can
-read it. The binary's own container id and `duplicate` flag are connector bookkeeping
-with no meaning in SOAR; they are not passed on.
+read it, and any other key they do not know goes into the object's `data`. The binary's
+own container id and `duplicate` flag are connector bookkeeping with no meaning in SOAR;
+they are not passed on.
 
 A Vault Artifact is finished once its file is in the SOAR vault: `vaultId` and `cs6`
 become the id the vault returns, `container_id` the SOAR container's, and its SDI is
@@ -43,8 +44,16 @@ BOOKKEEPING = frozenset({"id", "duplicate", "artifacts"})
 
 
 def to_container(container: JSON) -> Container:
-    """The SDK Container for one of the binary's containers (without its artifacts)."""
-    fields = {key: value for key, value in container.items() if key not in BOOKKEEPING}
+    """The SDK Container for one of the binary's containers (without its artifacts). A key
+    the SDK's model does not know goes into the container's data, never away."""
+    fields: JSON = {}
+    extra: JSON = {}
+    for key, value in container.items():
+        if key in BOOKKEEPING:
+            continue
+        (fields if key in Container.model_fields else extra)[key] = value
+    if extra:
+        fields["data"] = {**(fields.get("data") or {}), **extra}
     return Container.model_validate(fields)
 
 
@@ -56,13 +65,23 @@ def artifact_sdi(artifact: JSON) -> str:
 
 
 def to_artifact(artifact: JSON, container_id: int | None) -> Artifact:
-    """The SDK Artifact for one of the binary's (non-vault) artifacts."""
-    fields = dict(artifact)
-    found_in = fields.pop("found_in", None)
-    if found_in is not None:
-        fields["cef"] = {**fields.get("cef", {}), "foundIn": found_in}
-    fields.pop("container_id", None)
-    return Artifact.model_validate({**fields, "container_id": container_id})
+    """The SDK Artifact for one of the binary's artifacts: `found_in` into its cef as
+    `foundIn`; any other key the SDK's model does not know into its data."""
+    fields: JSON = {}
+    extra: JSON = {}
+    for key, value in artifact.items():
+        if key == "found_in":
+            fields["cef"] = {**fields.get("cef", {}), "foundIn": value}
+        elif key == "cef":
+            fields["cef"] = {**value, **fields.get("cef", {})}
+        elif key in Artifact.model_fields:
+            fields[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        fields["data"] = {**(fields.get("data") or {}), **extra}
+    fields["container_id"] = container_id
+    return Artifact.model_validate(fields)
 
 
 def cap_artifacts(artifacts: list[JSON], limit: int | None) -> tuple[list[JSON], int]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real soar-imap binary, and a fresh app per test."""
+"""Shared fixtures: the real soar-imap binary, a Dovecot, SOAR's stand-in, a fresh app."""
 
 import importlib
 import os
@@ -10,6 +10,9 @@ from types import ModuleType
 import pytest
 
 import src.app
+
+from .support.dovecot import Dovecot
+from .support.soar_platform import Soar
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -28,6 +31,21 @@ def soar_imap_bin() -> Iterator[Path]:
     os.environ["SOAR_IMAP_BIN"] = str(path)
     yield path
     del os.environ["SOAR_IMAP_BIN"]
+
+
+@pytest.fixture
+def server() -> Iterator[Dovecot]:
+    """A Dovecot of its own for the test, with a password user."""
+    with Dovecot() as dovecot:
+        yield dovecot
+
+
+@pytest.fixture
+def soar(tmp_path: Path) -> Soar:
+    """SOAR as an action run sees it, with its saves recorded."""
+    vault_tmp = tmp_path / "vault-tmp"
+    vault_tmp.mkdir()
+    return Soar(vault_tmp=vault_tmp)
 
 
 @pytest.fixture

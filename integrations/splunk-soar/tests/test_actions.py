@@ -2,12 +2,9 @@
 Dovecot with the real binary."""
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from .support.dovecot import Dovecot
 from .support.soar_platform import Soar, basic_asset, run_action
@@ -18,19 +15,6 @@ LATIN1 = (
     b"Message-ID: <l1@example.com>\r\n\r\n"
     b"see http://evil.example.net/x\r\n"
 )
-
-
-@pytest.fixture
-def server() -> Iterator[Dovecot]:
-    with Dovecot() as dovecot:
-        yield dovecot
-
-
-@pytest.fixture
-def soar(tmp_path: Path) -> Soar:
-    vault_tmp = tmp_path / "vault-tmp"
-    vault_tmp.mkdir()
-    return Soar(vault_tmp=vault_tmp)
 
 
 def test_connectivity_passes_and_shows_the_servers_facts(

@@ -119,6 +119,18 @@ def test_found_in_goes_into_the_cef_where_soar_shows_it() -> None:
     assert artifact.container_id == 9
 
 
+def test_keys_the_sdk_does_not_know_go_into_data_never_away() -> None:
+    artifact = ingest.to_artifact(
+        {"cef": {"requestURL": "https://a.example.com/"}, "name": "URL Artifact", "verdict": "x"},
+        4,
+    )
+    assert artifact.data == {"verdict": "x"}
+    container = ingest.to_container({"name": "n", "data": {"raw_email": "r"}, "severity": "high"})
+    assert container.severity == "high"
+    container = ingest.to_container({"name": "n", "data": {"raw_email": "r"}, "verdicts": [1]})
+    assert container.data == {"raw_email": "r", "verdicts": [1]}
+
+
 def test_containers_keep_everything_but_the_binarys_bookkeeping() -> None:
     container = ingest.to_container(
         {

@@ -23,7 +23,7 @@ from src import oauth
 
 from .support.dovecot import Dovecot
 from .support.oauth_stub import CLIENT_ID, CLIENT_SECRET, OAuthStub, pkce_s256
-from .support.soar_platform import Soar, run_action
+from .support.soar_platform import Result, Soar, run_action
 from .test_on_poll import SCHEDULED, ingest_part, report
 
 REDIRECT = "https://soar.example.com:3500/webhook/imap_9f2e9f72/7/oauth"
@@ -147,6 +147,28 @@ class Administrator(threading.Thread):
         AppCliRunner(webhook).run(["webhook", url, "-a", str(asset_file), "--asset-id", "7"])
 
 
+def connectivity_with_sign_in(
+    app_module: ModuleType,
+    soar: Soar,
+    stub: OAuthStub,
+    server: Dovecot,
+    asset: dict[str, Any],
+    tmp: Path,
+    *,
+    capsys: Any = None,
+    refuse: bool = False,
+) -> Result:
+    """Test connectivity, with the administrator signing in (or refusing) meanwhile."""
+    admin = Administrator(stub, server.username, asset, tmp, refuse=refuse)
+    admin.start()
+    result = run_action(
+        app_module, soar, "test_connectivity", asset, None, tmp, capsys=capsys, patch=persisting
+    )
+    admin.join(10)
+    assert admin.error is None, admin.error
+    return result
+
+
 def test_sign_in_through_the_webhook_then_poll_and_refresh_with_the_stored_tokens(
     fresh_app: ModuleType,
     server: Dovecot,
@@ -157,13 +179,9 @@ def test_sign_in_through_the_webhook_then_poll_and_refresh_with_the_stored_token
 ) -> None:
     server.append_many([report(1), report(2)])
     asset = oauth_asset(server, stub)
-    admin = Administrator(stub, server.username, asset, tmp_path)
-    admin.start()
-    result = run_action(
-        fresh_app, soar, "test_connectivity", asset, None, tmp_path, capsys=capsys, patch=persisting
+    result = connectivity_with_sign_in(
+        fresh_app, soar, stub, server, asset, tmp_path, capsys=capsys
     )
-    admin.join(10)
-    assert admin.error is None, admin.error
     assert result.status, result.message
     assert "To continue, open this link in a new tab in your browser" in result.printed
     assert f"Redirect URI: {REDIRECT}" in result.printed
@@ -215,13 +233,7 @@ def test_a_refused_sign_in_fails_test_connectivity_with_the_providers_words(
     fresh_app: ModuleType, server: Dovecot, stub: OAuthStub, soar: Soar, tmp_path: Path
 ) -> None:
     asset = oauth_asset(server, stub)
-    admin = Administrator(stub, server.username, asset, tmp_path, refuse=True)
-    admin.start()
-    result = run_action(
-        fresh_app, soar, "test_connectivity", asset, None, tmp_path, patch=persisting
-    )
-    admin.join(10)
-    assert admin.error is None, admin.error
+    result = connectivity_with_sign_in(fresh_app, soar, stub, server, asset, tmp_path, refuse=True)
     assert not result.status
     assert "the OAuth sign-in failed: The user said no" in result.message
     assert stub.token_request_count("authorization_code") == 0
@@ -270,20 +282,9 @@ def test_test_connectivity_signs_in_again_when_the_refresh_token_was_revoked(
 ) -> None:
     asset = oauth_asset(server, stub)
     for attempt in (1, 2):
-        admin = Administrator(stub, server.username, asset, tmp_path)
-        admin.start()
-        result = run_action(
-            fresh_app,
-            soar,
-            "test_connectivity",
-            asset,
-            None,
-            tmp_path,
-            capsys=capsys,
-            patch=persisting,
+        result = connectivity_with_sign_in(
+            fresh_app, soar, stub, server, asset, tmp_path, capsys=capsys
         )
-        admin.join(10)
-        assert admin.error is None, admin.error
         assert result.status, result.message
         assert stub.token_request_count("authorization_code") == attempt
         # Revoked at the provider (the user removed the app's access, say).

@@ -5,7 +5,6 @@ save them."""
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,19 +39,6 @@ def report(n: int) -> bytes:
         f'Content-Disposition: attachment; filename="hosts-{n}.csv"\r\n'
         f"Content-Transfer-Encoding: base64\r\n\r\n{csv}\r\n--b--\r\n"
     ).encode()
-
-
-@pytest.fixture
-def server() -> Iterator[Dovecot]:
-    with Dovecot() as dovecot:
-        yield dovecot
-
-
-@pytest.fixture
-def soar(tmp_path: Path) -> Soar:
-    vault_tmp = tmp_path / "vault-tmp"
-    vault_tmp.mkdir()
-    return Soar(vault_tmp=vault_tmp)
 
 
 def ingest_part(soar: Soar) -> dict[str, Any]:
