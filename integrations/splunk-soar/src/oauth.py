@@ -166,7 +166,8 @@ def callback(request: WebhookRequest[Any]) -> WebhookResponse:
         "token": token.model_dump(mode="json", exclude_none=True),
         "client_id": asset.client_id,
     }
-    del asset.auth_state[PENDING_KEY]
+    if PENDING_KEY in asset.auth_state:
+        del asset.auth_state[PENDING_KEY]
     return WebhookResponse.text_response(
         "Signed in. You can close this page; Test Connectivity goes on.", status_code=200
     )
