@@ -112,8 +112,8 @@ def test_a_scheduled_poll_saves_every_email_as_soar_keeps_it(
     assert server.seen_flags() == set(), "polling never marks mail read"
     assert "Selected folder 'INBOX'" in result.printed
     # The password is nowhere in what the run printed, saved or stored.
-    saved = json.dumps([soar.containers, soar.artifacts, soar.asset_state, ingest_part(soar)])
-    assert server.password not in result.printed + result.message + saved
+    everything = json.dumps([soar.containers, soar.artifacts, soar.asset_state, ingest_part(soar)])
+    assert server.password not in result.printed + result.message + everything
 
     # A second poll with that state saves nothing new.
     calls = soar.save_container_calls
