@@ -1,6 +1,6 @@
 //! Routes a request to its action and turns every outcome into one response.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -64,6 +64,14 @@ impl RunEnv {
             return Ok(home.join(".local/share/soar-imap"));
         }
         Err("no data directory: set config.data_dir or $SOAR_IMAP_HOME".into())
+    }
+
+    /// Where a run's attachments go: the request's `vault_dir`, else `data_dir/vault`.
+    pub fn vault(&self, config: &Config, vault_dir: Option<&Path>) -> Result<DirVault, String> {
+        Ok(match vault_dir {
+            Some(dir) => DirVault::at(dir.to_path_buf()),
+            None => DirVault::new(&self.data_dir(config)?),
+        })
     }
 }
 
@@ -201,7 +209,7 @@ struct Run<'a> {
     env: &'a RunEnv,
     connector: &'a Connector,
     /// The request's `vault_dir`, for `parse email` (the others open theirs with the store).
-    vault_dir: Option<&'a std::path::Path>,
+    vault_dir: Option<&'a Path>,
 }
 
 impl Run<'_> {
@@ -215,13 +223,14 @@ impl Run<'_> {
     ) -> ActionResult {
         let config = self.config;
         match (action, opened) {
-            (Action::ParseEmail, _) => {
-                let vault = actions::parse_email::VaultPlace {
-                    env: self.env,
-                    vault_dir: self.vault_dir,
-                };
-                actions::parse_email::run(parameter, config, self.label, &vault, containers)
-            }
+            (Action::ParseEmail, _) => actions::parse_email::run(
+                parameter,
+                config,
+                self.label,
+                self.env,
+                self.vault_dir,
+                containers,
+            ),
             (Action::TestConnectivity, opened) => actions::test_connectivity::run(
                 parameter,
                 config,
@@ -302,10 +311,7 @@ pub(crate) fn open_store(
     let data_dir = env.data_dir(config)?;
     let store = SqliteStore::open(&data_dir, &request.asset_id, DEFAULT_LOCK_WAIT)
         .map_err(|e| e.to_string())?;
-    let vault = match &request.vault_dir {
-        Some(dir) => DirVault::at(dir.clone()),
-        None => DirVault::new(&data_dir),
-    };
+    let vault = env.vault(config, request.vault_dir.as_deref())?;
     Ok(Opened::Disk(store, vault, data_dir))
 }
 

@@ -11,39 +11,24 @@ use crate::{
     dispatch::{RunEnv, echo_parameter},
     mime::headers::decoded_header_map,
     protocol::{ActionResult, Status, json_type, show},
-    vault::{DirVault, Vault as _},
+    vault::Vault as _,
 };
 
 /// The parameters this action accepts (kept in step with app.json by a test).
 pub const PARAMETERS: &[&str] = &["path", "raw_email", "id", "folder"];
 
-/// Where a parse stores attachments: the request's `vault_dir`, else `data_dir/vault`.
-pub struct VaultPlace<'a> {
-    /// For `data_dir`.
-    pub env: &'a RunEnv,
-    /// The request's `vault_dir`.
-    pub vault_dir: Option<&'a Path>,
-}
-
-impl VaultPlace<'_> {
-    fn open(&self, config: &Config) -> Result<DirVault, String> {
-        Ok(match self.vault_dir {
-            Some(dir) => DirVault::at(dir.to_path_buf()),
-            None => DirVault::new(&self.env.data_dir(config)?),
-        })
-    }
-}
-
-/// Parse one email per parameter object, appending its container to `containers`.
+/// Parse one email per parameter object, appending its container to `containers`; its
+/// attachments go to the request's `vault_dir`, else `data_dir/vault` ([`RunEnv::vault`]).
 pub fn run(
     parameter: &Map<String, Value>,
     config: &Config,
     label: &str,
-    vault: &VaultPlace<'_>,
+    env: &RunEnv,
+    vault_dir: Option<&Path>,
     containers: &mut dyn FnMut(Outgoing),
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
-    match parse_one(parameter, config, label, vault) {
+    match parse_one(parameter, config, label, env, vault_dir) {
         Ok((container, headers)) => {
             let artifact_count = container.artifacts.len();
             let message = format!(
@@ -77,14 +62,15 @@ fn parse_one(
     parameter: &Map<String, Value>,
     config: &Config,
     label: &str,
-    place: &VaultPlace<'_>,
+    env: &RunEnv,
+    vault_dir: Option<&Path>,
 ) -> Result<(Container, Map<String, Value>), String> {
     let raw = read_email(parameter)?;
     let email_id = email_id(parameter)?;
     let folder = folder(parameter, config)?;
     tracing::info!("Parsing email uid: {email_id}");
     let options = super::ingest::build_options(config);
-    let vault = place.open(config)?;
+    let vault = env.vault(config, vault_dir)?;
     let source = EmailSource {
         raw: &raw,
         email_id,
