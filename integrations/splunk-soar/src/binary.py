@@ -16,8 +16,8 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +30,7 @@ BUNDLED = Path(__file__).resolve().parent.parent / "templates" / "bin" / "soar-i
 #: Overrides the binary (development and tests run the one cargo built).
 BINARY_ENV = "SOAR_IMAP_BIN"
 
+#: A JSON object of the binary's (request, response, container, state).
 JSON = dict[str, Any]
 
 
@@ -71,8 +72,7 @@ class Outcome:
 
     response: JSON
     exit_code: int
-    containers: int = 0
-    log_tail: list[str] = field(default_factory=list)
+    containers: int
 
     @property
     def succeeded(self) -> bool:
@@ -114,27 +114,20 @@ class Run:
             target=_write_request, args=(process.stdin, self._request), daemon=True
         )
         writer.start()
-        count = 0
+        response: JSON | None = None
         try:
-            for container in _containers(process.stdout, self._finish):
-                count += 1
-                yield container
+            response, count = yield from _containers(process.stdout)
         finally:
             # Stopped early (the caller failed): do not leave the binary running.
-            if process.poll() is None and self.outcome is None:
+            if process.poll() is None and response is None:
                 process.kill()
             process.stdout.close()
             code = process.wait()
             writer.join()
             stderr_reader.join()
-        if self.outcome is None:
+        if response is None:
             raise BinaryError(_cut_off(code, log_tail))
-        self.outcome.exit_code = code
-        self.outcome.containers = count
-        self.outcome.log_tail = log_tail
-
-    def _finish(self, response: JSON) -> None:
-        self.outcome = Outcome(response=response, exit_code=-1)
+        self.outcome = Outcome(response=response, exit_code=code, containers=count)
 
     def all(self) -> tuple[list[JSON], Outcome]:
         """Run to the end; the containers in a list (for actions that make one or two)."""
@@ -150,17 +143,20 @@ def _write_request(stdin: IO[bytes], request: bytes) -> None:
         stdin.write(request)
 
 
-def _containers(stdout: IO[bytes], finish: Callable[[JSON], None]) -> Iterator[JSON]:
-    first = stdout.readline()
-    if first.strip() != b'{"containers":[':
-        return
+def _containers(stdout: IO[bytes]) -> Generator[JSON, None, tuple[JSON | None, int]]:
+    """Yield the containers; return the rest of the response (None when it never came)
+    and how many containers there were."""
+    count = 0
+    if stdout.readline().strip() != b'{"containers":[':
+        return None, count
     for line in stdout:
         if line.startswith(b"]"):
             # `],"identifier":...}`: the rest of the response, on this last line.
             rest = line[1:].strip().removeprefix(b",")
-            finish(json.loads(b"{" + rest) if rest != b"}" else {})
-            return
+            return (json.loads(b"{" + rest) if rest != b"}" else {}), count
+        count += 1
         yield json.loads(line.removeprefix(b","))
+    return None, count
 
 
 def _forward_log(stderr: IO[bytes], tail: list[str]) -> None:

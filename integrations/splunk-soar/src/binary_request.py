@@ -9,8 +9,7 @@ from typing import Any
 from soar_sdk.abstract import SOARClient
 
 from .asset import Asset
-
-JSON = dict[str, Any]
+from .binary import JSON
 
 #: The binary's hints for a person at a shell, and what a SOAR administrator does instead.
 SOAR_HINTS = (

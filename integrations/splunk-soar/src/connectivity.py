@@ -28,7 +28,7 @@ def test(
     if oauth.needs_sign_in(asset):
         oauth.sign_in(asset, str(soar.get_asset_id()), redirect_uri())
     _, outcome = run_action("test_asset_connectivity", asset, soar, actions, [{}], check=False)
-    if not outcome.succeeded and REFRESH_REJECTED in outcome.message and _interactive(asset):
+    if not outcome.succeeded and REFRESH_REJECTED in outcome.message and oauth.interactive(asset):
         # Revoked or expired for good: sign in again, as the reference did every time.
         logger.progress(binary_request.in_soar_terms(outcome.message))
         _forget_token(asset)
@@ -38,10 +38,6 @@ def test(
         raise ActionFailure(binary_request.in_soar_terms(outcome.message))
     _report(first_data(outcome))
     logger.progress("Connectivity test passed")
-
-
-def _interactive(asset: Asset) -> bool:
-    return asset.auth_type == "OAuth" and asset.oauth_grant != "client_credentials"
 
 
 def _forget_token(asset: Asset) -> None:

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,10 @@ from soar_sdk.logging import getLogger
 from soar_sdk.models.artifact import Artifact
 from soar_sdk.models.container import Container
 
+from .binary import JSON
+
 logger = getLogger()
 
-JSON = dict[str, Any]
 
 VAULT_ARTIFACT = "Vault Artifact"
 #: Container keys of the binary that are not passed on (see the module's docs).
@@ -134,22 +134,13 @@ class VaultFiles:
         return staged
 
 
-@dataclass
-class Delivered:
-    """One container saved in SOAR, and its artifacts, ready to be saved."""
-
-    container_id: int
-    artifacts: list[Artifact]
-    left_out: int
-
-
 def vault_and_artifacts(
     container: JSON,
     container_id: int,
     soar: SOARClient[Any],
     files: VaultFiles,
     artifact_limit: int | None = None,
-) -> Delivered:
+) -> list[Artifact]:
     """After the container is saved as `container_id`: its attachments into the vault,
     and its artifacts as SDK Artifacts."""
     artifacts, left_out = cap_artifacts(list(container.get("artifacts") or []), artifact_limit)
@@ -164,7 +155,7 @@ def vault_and_artifacts(
             saved.append(_vault_artifact(artifact, container_id, soar, files))
         else:
             saved.append(to_artifact(artifact, container_id))
-    return Delivered(container_id=container_id, artifacts=saved, left_out=left_out)
+    return saved
 
 
 def _vault_artifact(
@@ -201,9 +192,9 @@ def save_one(actions: ActionsManager, soar: SOARClient[Any], found: JSON, files:
         raise ActionFailure(f"Failed to create container: {message}")
     if container_id is None:
         raise ActionFailure(f"SOAR gave no id for container {container.name!r}: {message}")
-    delivered = vault_and_artifacts(found, int(container_id), soar, files)
-    if delivered.artifacts:
-        saved, why, _ = actions.save_artifacts([a.to_dict() for a in delivered.artifacts])
+    artifacts = vault_and_artifacts(found, int(container_id), soar, files)
+    if artifacts:
+        saved, why, _ = actions.save_artifacts([a.to_dict() for a in artifacts])
         if not saved:
             raise ActionFailure(f"Failed to save artifacts: {why}")
     return int(container_id)

@@ -11,10 +11,9 @@ from soar_sdk.actions_manager import ActionsManager
 from soar_sdk.exceptions import ActionFailure
 
 from .asset import Asset
+from .binary import JSON
 from .ingest import VaultFiles, save_one
 from .runner import first_data, run_action
-
-JSON = dict[str, Any]
 
 
 def positive_integer(name: str, value: object) -> int | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from soar_sdk.auth import OAuthClientError, SOARAssetOAuthClient
@@ -41,9 +40,15 @@ WAIT_SECS = 300
 POLL_SECS = 3
 
 
+def interactive(asset: Asset) -> bool:
+    """Whether the asset's OAuth tokens come from an administrator's sign-in (not from
+    Basic auth or the app-only client credentials grant)."""
+    return asset.auth_type == "OAuth" and asset.oauth_grant != "client_credentials"
+
+
 def needs_sign_in(asset: Asset) -> bool:
     """Whether the asset needs an administrator's sign-in before the binary can log in."""
-    if asset.auth_type != "OAuth" or asset.oauth_grant == "client_credentials":
+    if not interactive(asset):
         return False
     if asset.refresh_token:
         return False
@@ -82,8 +87,6 @@ def sign_in(
     asset: Asset,
     asset_id: str,
     redirect_uri: str,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Show the authorization link and wait (`WAIT_SECS`, looking every `POLL_SECS`)
     until the webhook has stored the tokens."""
@@ -103,7 +106,7 @@ def sign_in(
     logger.progress(url)
     deadline = time.monotonic() + wait_secs
     while time.monotonic() < deadline:
-        sleep(poll_secs)
+        time.sleep(poll_secs)
         state = asset.auth_state.get_all(force_reload=True)
         outcome = _outcome(state, session.session_id, asset.client_id)
         if outcome == "signed in":

@@ -78,7 +78,7 @@ def poll(
                     raise ActionFailure(f"SOAR gave no id for container {container.name!r}")
                 held = vault_and_artifacts(
                     found, int(container.container_id), soar, files, artifact_limit
-                ).artifacts
+                )
         except binary.BinaryError as error:
             raise ActionFailure(str(error)) from error
         outcome = run.outcome

@@ -12,8 +12,7 @@ from soar_sdk.exceptions import ActionFailure
 
 from . import binary, binary_request, state
 from .asset import Asset
-
-JSON = dict[str, Any]
+from .binary import JSON
 
 
 def run_action(

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-JSON = dict[str, Any]
+from .binary import JSON
 
 #: The binary's state inside `ingest_state`.
 INGEST_KEY = "soar_imap"

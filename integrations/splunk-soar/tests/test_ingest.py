@@ -70,9 +70,9 @@ def test_vault_artifacts_name_the_vaults_id_and_the_soar_container(tmp_path: Pat
     with ingest.VaultFiles(soar) as files:
         assert files.path.parent == tmp_path, "under SOAR's vault temp dir"
         [container] = parse([FIXTURES / "mime" / "010-duplicate-attachment-names.eml"], files.path)
-        delivered = ingest.vault_and_artifacts(container, 55, soar, files)
+        artifacts = ingest.vault_and_artifacts(container, 55, soar, files)
     assert not files.path.exists(), "the run's files are removed afterwards"
-    vault = [a for a in delivered.artifacts if a.name == "Vault Artifact"]
+    vault = [a for a in artifacts if a.name == "Vault Artifact"]
     originals = [a for a in container["artifacts"] if a["name"] == "Vault Artifact"]
     assert len(vault) == len(originals) == len(soar.vault.added) >= 2
     for n, (artifact, original, added) in enumerate(
@@ -90,7 +90,7 @@ def test_vault_artifacts_name_the_vaults_id_and_the_soar_container(tmp_path: Pat
         expected = hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()
         assert artifact.source_data_identifier == expected != original["source_data_identifier"]
     # Everything else is exactly the binary's.
-    others = [a for a in delivered.artifacts if a.name != "Vault Artifact"]
+    others = [a for a in artifacts if a.name != "Vault Artifact"]
     assert [a.source_data_identifier for a in others] == [
         a["source_data_identifier"] for a in container["artifacts"] if a["name"] != "Vault Artifact"
     ]
