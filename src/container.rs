@@ -152,6 +152,9 @@ struct Collector<'v> {
     vaults: Vec<Map<String, Value>>,
     attachment_count: usize,
     subject: Option<String>,
+    /// Problems found past the MIME walk (an undecodable wrapped link, a corrupt `.msg`):
+    /// the email still becomes a container, and the analyst is told what was skipped.
+    warnings: Vec<String>,
 }
 
 /// Build the container for one email, storing its attachments through `vault`.
@@ -173,13 +176,15 @@ pub fn build_container(
         vaults: Vec::new(),
         attachment_count: 0,
         subject: None,
+        warnings: Vec::new(),
     };
-    let warnings = mime::walk(source.raw, options.max_depth, &mut |event| {
+    let mut warnings = mime::walk(source.raw, options.max_depth, &mut |event| {
         collector.on_event(event);
     });
     if let Some(error) = collector.vault_error {
         return Err(error);
     }
+    warnings.append(&mut collector.warnings);
 
     let name = collector
         .subject
