@@ -185,6 +185,7 @@ pub fn build_container(
         return Err(error);
     }
     warnings.append(&mut collector.warnings);
+    warnings.extend(collector.found.warnings().into_iter().map(str::to_owned));
 
     let name = collector
         .subject

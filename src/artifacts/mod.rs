@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::extract::Indicators;
+use crate::extract::{Indicators, UrlFacts};
 
 /// Indicators sorted by where they were found: the bodies (reference shape) and every
 /// other place (trace headers, text-like attachments), which is recorded in `found_in`.
@@ -23,9 +23,29 @@ pub struct FoundIndicators {
 impl FoundIndicators {
     /// Add indicators found at `location`.
     pub fn add_elsewhere(&mut self, location: String, found: Indicators) {
-        if !found.is_empty() {
+        if !found.is_empty() || !found.warnings.is_empty() {
             self.elsewhere.entry(location).or_default().extend(found);
         }
+    }
+
+    /// What could not be read wherever indicators were looked for, sorted and unique.
+    pub fn warnings(&self) -> BTreeSet<&str> {
+        std::iter::once(&self.body)
+            .chain(self.elsewhere.values())
+            .flat_map(|found| found.warnings.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// What the bodies and other places know about `url`, merged; `None` for most URLs.
+    fn url_facts(&self, url: &str) -> Option<UrlFacts> {
+        let mut known = std::iter::once(&self.body)
+            .chain(self.elsewhere.values())
+            .filter_map(|found| found.url_facts.get(url));
+        let mut facts = known.next()?.clone();
+        for more in known {
+            facts.merge(more.clone());
+        }
+        Some(facts)
     }
 
     /// The IOC artifacts, class by class (IP, Hash, URL, Domain), values sorted, each with
@@ -71,7 +91,15 @@ impl FoundIndicators {
                 locations.clear();
                 locations.extend(rest[..same].iter().map(|(_, l)| *l));
                 rest = &rest[same..];
-                out.push(ioc_artifact(&mut scratch, name, key, value, &locations));
+                let facts = (key == "requestURL")
+                    .then(|| self.url_facts(value))
+                    .flatten();
+                out.push(ioc_artifact(
+                    &mut scratch,
+                    (name, key, value),
+                    &locations,
+                    facts.as_ref(),
+                ));
             }
         }
         out
@@ -79,17 +107,32 @@ impl FoundIndicators {
 }
 
 /// One IOC artifact with its SDI. Body indicators keep the reference's exact shape (and
-/// so its SDI); the others say where they came from in a field of their own.
+/// so its SDI); the others say where they came from in a field of their own. A URL the
+/// analyst saw differently (wrapped by a gateway, behind other link text) says how in
+/// `cef`, and its SDI covers that.
 fn ioc_artifact(
     scratch: &mut String,
-    name: &str,
-    key: &str,
-    value: &str,
+    (name, key, value): (&str, &str, &str),
     locations: &[&str],
+    facts: Option<&UrlFacts>,
 ) -> Map<String, Value> {
-    let sdi = crate::sdi::ioc_sdi(scratch, name, key, value, locations);
     let mut cef = Map::new();
     cef.insert(key.to_owned(), Value::String(value.to_owned()));
+    let mut described = false;
+    if let Some(facts) = facts {
+        for (field, fact) in [
+            ("wrappedURL", &facts.wrapped),
+            ("urlRewriter", &facts.rewriter),
+            ("displayedURL", &facts.displayed),
+        ] {
+            if let Some(fact) = fact {
+                cef.insert(field.to_owned(), Value::String(fact.clone()));
+                described = true;
+            }
+        }
+    }
+    // the common shape is hashed from its parts, without walking a map
+    let sdi = (!described).then(|| crate::sdi::ioc_sdi(scratch, name, key, value, locations));
     let mut artifact = Map::new();
     artifact.insert("name".into(), Value::String(name.to_owned()));
     artifact.insert("cef".into(), Value::Object(cef));
@@ -98,6 +141,7 @@ fn ioc_artifact(
         let locations = locations.iter().map(|l| Value::String((*l).to_owned()));
         artifact.insert("found_in".into(), Value::Array(locations.collect()));
     }
+    let sdi = sdi.unwrap_or_else(|| crate::sdi::map_sdi_with(scratch, &artifact));
     artifact.insert("source_data_identifier".into(), Value::String(sdi));
     artifact
 }
@@ -179,6 +223,49 @@ mod tests {
         assert_eq!(arts.len(), 2);
         assert!(arts[0].get("found_in").is_none());
         assert_eq!(arts[1]["found_in"], json!(["header Received"]));
+    }
+
+    #[test]
+    fn a_url_seen_differently_says_how_and_its_sdi_covers_it() {
+        let mut found = FoundIndicators::default();
+        found.body.urls.insert("https://evil.example.net/x".into());
+        found.body.urls.insert("https://plain.example.com/".into());
+        found.body.note_url(
+            "https://evil.example.net/x".into(),
+            UrlFacts {
+                wrapped: Some("https://eur01.safelinks.protection.outlook.com/?url=x".into()),
+                rewriter: Some("microsoft_safelinks".into()),
+                displayed: None,
+            },
+        );
+        let mut elsewhere = Indicators::default();
+        elsewhere.note_url(
+            "https://evil.example.net/x".into(),
+            UrlFacts {
+                displayed: Some("https://paypal.com".into()),
+                ..UrlFacts::default()
+            },
+        );
+        elsewhere
+            .warnings
+            .insert("a link could not be unwrapped".into());
+        found.add_elsewhere("attachment a.html".into(), elsewhere);
+        let arts = found.artifacts();
+        assert_eq!(arts.len(), 2);
+        let cef = arts[0]["cef"].as_object().unwrap();
+        assert_eq!(cef["requestURL"], "https://evil.example.net/x");
+        assert_eq!(cef["urlRewriter"], "microsoft_safelinks");
+        assert_eq!(cef["displayedURL"], "https://paypal.com");
+        assert!(cef["wrappedURL"].as_str().unwrap().contains("safelinks"));
+        let mut without_sdi = arts[0].clone();
+        let sdi = without_sdi.remove("source_data_identifier").unwrap();
+        assert_eq!(sdi, crate::sdi::map_sdi(&without_sdi));
+        // an undescribed URL keeps the reference's shape
+        assert_eq!(arts[1]["cef"].as_object().unwrap().len(), 1);
+        assert_eq!(
+            found.warnings().into_iter().collect::<Vec<_>>(),
+            ["a link could not be unwrapped"]
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use html5gum::{Span, Tokenizer};
 
 use super::domains::domain_of_address;
 use super::{
-    ExtractOptions, Indicators, insert, refang, scan_live, scan_text, starts_with_ignore_case, urls,
+    ExtractOptions, Indicators, UrlFacts, deception, insert, refang, scan_live, scan_text,
+    starts_with_ignore_case, urls,
 };
 
 /// HTML body: `href` (except `mailto:`, whose domain goes to domains), `src`, `action`,
@@ -45,8 +46,10 @@ fn scan_markup(
         out,
         text: String::with_capacity(html.len() / 2),
         attribute: Attribute::Skip,
+        href: false,
         value: Vec::new(),
         comments: collect_comments.then(Vec::new),
+        anchor: None,
     };
     let mut emitter = CallbackEmitter::new(
         |event: CallbackEvent<'_>, _: Span<()>| -> Option<Infallible> {
@@ -58,6 +61,7 @@ fn scan_markup(
     emitter.naively_switch_states(true);
     let Ok(()) = Tokenizer::new_with_emitter(html, emitter).finish();
     walker.flush_attribute();
+    walker.close_anchor();
     let Walker {
         text,
         out,
@@ -100,17 +104,40 @@ struct Walker<'a> {
     /// The document's text, with a line break wherever a tag breaks the flow.
     text: String,
     attribute: Attribute,
+    /// Whether the pending attribute is an `href` (of an `<a>`, while one is open).
+    href: bool,
     /// Raw bytes of the pending attribute value.
     value: Vec<u8>,
     /// Comments to tokenize afterwards, on the first pass only.
     comments: Option<Vec<String>>,
+    /// The `<a>` being read: its link target and its visible text so far.
+    anchor: Option<Anchor>,
 }
+
+/// An open `<a>` element, kept to compare what it shows with where it goes.
+#[derive(Default)]
+struct Anchor {
+    /// The URL recorded for its `href`.
+    href: Option<String>,
+    /// Its text, up to `MAX_ANCHOR_TEXT` bytes.
+    text: String,
+}
+
+/// Link text longer than this is prose, not a URL shown in place of another.
+const MAX_ANCHOR_TEXT: usize = 4096;
 
 impl Walker<'_> {
     fn on_event(&mut self, event: &CallbackEvent<'_>) {
         match *event {
             CallbackEvent::OpenStartTag { name } | CallbackEvent::EndTag { name } => {
                 self.flush_attribute();
+                if name == b"a" {
+                    // an `<a>` inside an unclosed one closes it, as browsers do
+                    self.close_anchor();
+                    if matches!(event, CallbackEvent::OpenStartTag { .. }) {
+                        self.anchor = Some(Anchor::default());
+                    }
+                }
                 if !is_inline(name) {
                     self.text.push('\n');
                 }
@@ -118,10 +145,22 @@ impl Walker<'_> {
             CallbackEvent::AttributeName { name } => {
                 self.flush_attribute();
                 self.attribute = Attribute::of(name);
+                self.href = name == b"href";
             }
             CallbackEvent::AttributeValue { value } => self.value.extend_from_slice(value),
-            CallbackEvent::CloseStartTag { .. } => self.flush_attribute(),
-            CallbackEvent::String { value } => self.text.push_str(&String::from_utf8_lossy(value)),
+            CallbackEvent::CloseStartTag { .. } => {
+                self.flush_attribute();
+                self.href = false;
+            }
+            CallbackEvent::String { value } => {
+                let value = String::from_utf8_lossy(value);
+                if let Some(anchor) = &mut self.anchor
+                    && anchor.text.len() + value.len() <= MAX_ANCHOR_TEXT
+                {
+                    anchor.text.push_str(&value);
+                }
+                self.text.push_str(&value);
+            }
             CallbackEvent::Comment { value } => {
                 let value = String::from_utf8_lossy(value);
                 if let Some(comments) = &mut self.comments {
@@ -169,9 +208,36 @@ impl Walker<'_> {
                 add_mailto_domains(&live["mailto:".len()..], &mut self.out.domains);
             }
         } else if self.opts.urls || self.opts.domains {
-            urls::scan_attribute(&live, self.opts, self.out);
+            let url = urls::scan_attribute(&live, self.opts, self.out);
+            if self.href
+                && let Some(anchor) = self.anchor.as_mut().filter(|a| a.href.is_none())
+            {
+                anchor.href = url.map(str::to_owned);
+            }
         }
         scan_live(&live, self.opts, self.out, false);
+    }
+
+    /// Ends the open `<a>`, if any: link text that names another site than the link's
+    /// target is noted on the target's URL.
+    fn close_anchor(&mut self) {
+        let Some(Anchor {
+            href: Some(href),
+            text,
+        }) = self.anchor.take()
+        else {
+            return;
+        };
+        if !self.opts.urls || !self.out.urls.contains(&href) {
+            return;
+        }
+        if let Some(shown) = deception::displayed_elsewhere(&text, &href) {
+            let facts = UrlFacts {
+                displayed: Some(shown.to_owned()),
+                ..UrlFacts::default()
+            };
+            self.out.note_url(href, facts);
+        }
     }
 }
 
@@ -209,6 +275,32 @@ mod tests {
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn link_text_naming_another_site_is_noted_on_the_href() {
+        let out = scan(
+            r#"<a href="http://evil.example.net/login"> <b>https://paypal.com</b> </a>
+               <a href="https://www.paypal.com/signin">https://paypal.com</a>
+               <a href="https://evil.example.org/">Click here</a>
+               <a href="https://a.example.com/">www.bank.example.co.uk<a href="https://b.example.com/">b.example.com</a>"#,
+        );
+        let displayed = |url: &str| out.url_facts.get(url).and_then(|f| f.displayed.as_deref());
+        assert_eq!(
+            displayed("http://evil.example.net/login"),
+            Some("https://paypal.com")
+        );
+        assert_eq!(
+            displayed("https://a.example.com/"),
+            Some("www.bank.example.co.uk")
+        );
+        // the same site, prose, and a link text equal to its own host name nothing
+        assert_eq!(displayed("https://www.paypal.com/signin"), None);
+        assert_eq!(displayed("https://evil.example.org/"), None);
+        assert_eq!(displayed("https://b.example.com/"), None);
+        assert_eq!(out.url_facts.len(), 2);
+        // the displayed text's own URL is still an artifact of its own
+        assert!(out.urls.contains("https://paypal.com"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! the Public Suffix List, URL trimming). Each candidate is bounded before it is validated
 //! (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot make extraction slow.
 
+mod deception;
 mod domains;
 mod hashes;
 mod headers;
@@ -22,7 +23,7 @@ mod refang;
 mod runs;
 mod urls;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use regex::{Match, Regex};
@@ -86,6 +87,42 @@ pub struct Indicators {
     pub urls: BTreeSet<String>,
     /// Domains, lowercased (IDN hosts stay in Unicode).
     pub domains: BTreeSet<String>,
+    /// What is known about some of `urls` besides their text, by URL.
+    pub url_facts: BTreeMap<String, UrlFacts>,
+    /// What could not be read (a wrapped link that does not decode), for the container's
+    /// `parse_warnings`; not an indicator.
+    pub warnings: BTreeSet<String>,
+}
+
+/// What a URL Artifact says besides the URL: how the analyst saw it in the email.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlFacts {
+    /// The gateway-rewritten link the URL was recovered from (`cef.wrappedURL`).
+    pub wrapped: Option<String>,
+    /// The rewriters that wrapped it, outermost first, joined by ` > ` (`cef.urlRewriter`).
+    pub rewriter: Option<String>,
+    /// Link text naming another site than the link goes to (`cef.displayedURL`).
+    pub displayed: Option<String>,
+}
+
+impl UrlFacts {
+    /// Adds what `other` knows. When both know a field the smaller value wins, so the
+    /// result does not depend on the order the URL's occurrences were scanned in.
+    pub fn merge(&mut self, other: UrlFacts) {
+        fn least(mine: &mut Option<String>, theirs: Option<String>) {
+            if let Some(theirs) = theirs
+                && mine.as_ref().is_none_or(|m| theirs < *m)
+            {
+                *mine = Some(theirs);
+            }
+        }
+        // wrapper and rewriter describe one occurrence: they move together
+        if other.wrapped.is_some() && (self.wrapped.is_none() || other.wrapped < self.wrapped) {
+            self.wrapped = other.wrapped;
+            self.rewriter = other.rewriter;
+        }
+        least(&mut self.displayed, other.displayed);
+    }
 }
 
 impl Indicators {
@@ -103,6 +140,15 @@ impl Indicators {
         self.hashes.append(&mut other.hashes);
         self.urls.append(&mut other.urls);
         self.domains.append(&mut other.domains);
+        self.warnings.append(&mut other.warnings);
+        for (url, facts) in other.url_facts {
+            self.note_url(url, facts);
+        }
+    }
+
+    /// Records what is known about `url` (already in `urls`).
+    pub(crate) fn note_url(&mut self, url: String, facts: UrlFacts) {
+        self.url_facts.entry(url).or_default().merge(facts);
     }
 }
 

@@ -20,7 +20,7 @@ static ATTRIBUTE_URL: Pattern = LazyLock::new(|| {
 /// the reference.
 pub(super) fn scan_text(text: &str, opts: ExtractOptions, out: &mut Indicators) {
     for url in text_urls(text) {
-        accept(url, opts, out);
+        let _ = accept(url, opts, out);
     }
 }
 
@@ -85,25 +85,30 @@ fn ends_url(c: char) -> bool {
         )
 }
 
-/// Takes an attribute value (`href`, `src`...) as a URL if it is one.
-pub(super) fn scan_attribute(value: &str, opts: ExtractOptions, out: &mut Indicators) {
+/// Takes an attribute value (`href`, `src`...) as a URL if it is one; returns the URL
+/// recorded, for the link-text check.
+pub(super) fn scan_attribute<'v>(
+    value: &'v str,
+    opts: ExtractOptions,
+    out: &mut Indicators,
+) -> Option<&'v str> {
     let value = value.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    if let Some(url) = find_all(&ATTRIBUTE_URL, value).next() {
-        accept(url.as_str(), opts, out);
-    }
+    let url = find_all(&ATTRIBUTE_URL, value).next()?;
+    accept(url.as_str(), opts, out)
 }
 
-/// Trims a candidate, validates it, and records the URL and its host's domain.
-fn accept(candidate: &str, opts: ExtractOptions, out: &mut Indicators) {
+/// Trims a candidate, validates it, and records the URL and its host's domain; returns
+/// the URL when it was one.
+fn accept<'c>(candidate: &'c str, opts: ExtractOptions, out: &mut Indicators) -> Option<&'c str> {
     // A run far beyond the limit is junk; don't even trim it.
     if candidate.len() > MAX_URL_LEN * 4 {
-        return;
+        return None;
     }
     let url = trim_end(candidate);
     if url.len() > MAX_URL_LEN && url.chars().count() > MAX_URL_LEN {
-        return;
+        return None;
     }
-    let Some(host) = host_of(url) else { return };
+    let host = host_of(url)?;
     if opts.urls {
         insert(&mut out.urls, url);
     }
@@ -112,6 +117,7 @@ fn accept(candidate: &str, opts: ExtractOptions, out: &mut Indicators) {
     {
         insert(&mut out.domains, &domain);
     }
+    Some(url)
 }
 
 /// Drops trailing sentence punctuation and closing brackets that have no opening partner
@@ -226,7 +232,7 @@ mod tests {
 
     fn attribute(value: &str) -> Vec<String> {
         let mut out = Indicators::default();
-        scan_attribute(value, ExtractOptions::ALL, &mut out);
+        let _ = scan_attribute(value, ExtractOptions::ALL, &mut out);
         out.urls.into_iter().collect()
     }
 
