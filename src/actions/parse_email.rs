@@ -6,6 +6,7 @@ use std::{borrow::Cow, path::Path};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    artifacts::summary::triage_summary,
     config::Config,
     container::{Container, EmailSource, Outgoing, build_container},
     dispatch::{RunEnv, echo_parameter},
@@ -35,13 +36,16 @@ pub fn run(
                 "Parsed email into container {:?} with {artifact_count} artifacts",
                 container.name
             );
-            let data = json!({
+            let mut data = json!({
                 "container_name": container.name,
                 "source_data_identifier": container.source_data_identifier,
                 "artifact_count": artifact_count,
                 "parse_warnings": container.data.parse_warnings,
                 "headers": headers,
             });
+            if let Value::Object(data) = &mut data {
+                data.extend(triage_summary(&container.artifacts));
+            }
             containers(container.into());
             ActionResult {
                 status: Status::Success,

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod file;
+pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
 
