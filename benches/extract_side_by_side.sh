@@ -3,7 +3,13 @@
 #
 # Usage: benches/extract_side_by_side.sh [ROUNDS]        (default 5 rounds)
 # Environment: CORE (default 1), SEED (generator seed, default the generator's),
-#              SOAR_IMAP_CORPUS (default ../shared/corpus; skipped when absent).
+#              SOAR_IMAP_CORPUS (default ../shared/corpus; skipped when absent),
+#              BASELINE_BIN (another soar-imap binary, e.g. a release build of an earlier
+#              commit: timed as `soar-imap-baseline`, like soar-imap, in the same rounds, so
+#              a change is measured against its parent under the same load),
+#              TOOLS (the contenders, default "soar-imap soar-imap-disk reference
+#              eml_parser", plus soar-imap-baseline when BASELINE_BIN is set; ratios to a
+#              contender left out print as n/a).
 #
 # Generates the seeded corpus (benches/gen_corpus.py, 10,000 emails) into
 # target/bench-corpus/, builds the release binary, installs the baselines into throwaway
@@ -82,11 +88,13 @@ run() { # run CORPUS TOOL ROUND
     local c=$1 tool=$2 round=$3 out=$results/last-$2-$1.out timing data status=0
     timing=$(mktemp)
     case $tool in
-        soar-imap | soar-imap-disk)
-            if [ "$tool" = soar-imap ]; then data=$scratch_tmpfs/data; else data=$scratch_disk/data; fi
+        soar-imap | soar-imap-disk | soar-imap-baseline)
+            local exe=$bin
+            if [ "$tool" = soar-imap-disk ]; then data=$scratch_disk/data; else data=$scratch_tmpfs/data; fi
+            if [ "$tool" = soar-imap-baseline ]; then exe=$BASELINE_BIN; fi
             rm -rf "$data"
             SOAR_IMAP_HOME=$data /usr/bin/time -f '%e %U %S' -o "$timing" \
-                taskset -c "$core" "$bin" --request "$lists/$c.request.json" > /dev/null 2> "$out" || status=$?
+                taskset -c "$core" "$exe" --request "$lists/$c.request.json" > /dev/null 2> "$out" || status=$?
             # 1 means some email failed; the generated corpus must have none.
             if [ "$status" -gt 1 ] || { [ "$c" = generated ] && [ "$status" -ne 0 ]; }; then
                 echo "soar-imap failed on $c (exit $status):" >&2; tail -5 "$out" >&2; exit 1
@@ -110,7 +118,7 @@ run() { # run CORPUS TOOL ROUND
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$report"
 printf 'corpus\ttool\tround\temails\twall_s\tuser_s\tsys_s\n' | tee "$log"
-tools=(soar-imap soar-imap-disk reference eml_parser)
+read -r -a tools <<< "${TOOLS:-soar-imap soar-imap-disk reference eml_parser${BASELINE_BIN:+ soar-imap-baseline}}"
 for round in $(seq 1 "$rounds"); do
     for c in "${corpora[@]}"; do
         for k in "${!tools[@]}"; do
@@ -121,7 +129,9 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$report"
 for c in "${corpora[@]}"; do
     for t in reference eml_parser; do
-        echo "$c $t: $(cat "$results/last-$t-$c.out")" | tee -a "$report"
+        if [ -f "$results/last-$t-$c.out" ]; then
+            echo "$c $t: $(cat "$results/last-$t-$c.out")" | tee -a "$report"
+        fi
     done
 done
 
@@ -129,8 +139,10 @@ python3 - "$log" <<'PY' | tee -a "$report"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 print()
-print("| corpus | contender | emails | median wall s | emails/s (wall) | emails/s (CPU) | vs reference (wall) | vs reference (CPU) | vs eml_parser (wall) |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| corpus | contender | emails | median wall s | emails/s (wall) | emails/s (CPU) | vs reference (wall) | vs reference (CPU) | vs eml_parser (wall) | vs soar-imap-baseline (CPU) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+def ratio(other, mine):
+    return f"{other / max(mine, 0.01):.2f}x" if other is not None else "n/a"
 for corpus in dict.fromkeys(r["corpus"] for r in rows):
     med = {}
     for tool in dict.fromkeys(r["tool"] for r in rows):
@@ -140,8 +152,8 @@ for corpus in dict.fromkeys(r["corpus"] for r in rows):
         cpu = statistics.median(float(r["user_s"]) + float(r["sys_s"]) for r in runs)
         med[tool] = (n, wall, cpu)
     for tool, (n, wall, cpu) in med.items():
-        ref, eml = med["reference"], med["eml_parser"]
+        ref, eml, base = (med.get(t, (None, None, None)) for t in ("reference", "eml_parser", "soar-imap-baseline"))
         print(f"| {corpus} | {tool} | {n} | {wall:.2f} | {n / wall:,.0f} | {n / max(cpu, 0.01):,.0f} "
-              f"| {ref[1] / wall:.1f}x | {ref[2] / max(cpu, 0.01):.1f}x | {eml[1] / wall:.1f}x |")
+              f"| {ratio(ref[1], wall)} | {ratio(ref[2], cpu)} | {ratio(eml[1], wall)} | {ratio(base[2], cpu)} |")
 PY
 echo "runs: $log; report: $report"
