@@ -20,6 +20,7 @@ mod html;
 mod ips;
 mod refang;
 mod runs;
+mod unwrap;
 mod urls;
 
 use std::collections::BTreeSet;
