@@ -21,6 +21,7 @@ mod html;
 mod ips;
 mod refang;
 mod runs;
+mod unwrap;
 mod urls;
 
 use std::collections::{BTreeMap, BTreeSet};
