@@ -4,6 +4,7 @@
 //! text, so a plain-text URL next to a link was lost. Here both always run. Comments are
 //! scanned too: Outlook's `<!--[if mso]>` blocks carry real links that Outlook users click.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 
@@ -212,7 +213,7 @@ impl Walker<'_> {
             if self.href
                 && let Some(anchor) = self.anchor.as_mut().filter(|a| a.href.is_none())
             {
-                anchor.href = url.map(str::to_owned);
+                anchor.href = url.map(Cow::into_owned);
             }
         }
         scan_live(&live, self.opts, self.out, false);

@@ -28,10 +28,6 @@ const MAX_DEPTH: usize = 8;
 
 /// The result of unwrapping a URL that a gateway rewrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "called from urls::accept once integrated")
-)]
 pub(crate) struct Unwrapping {
     /// The innermost URL recovered (an http/https URL), or the input itself when the outermost wrapper was malformed.
     pub url: String,
@@ -45,10 +41,6 @@ pub(crate) struct Unwrapping {
 ///
 /// A Mimecast link is `None` too: its destination is a token on Mimecast's servers, which
 /// cannot be resolved offline, so the link stays as it is.
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "called from urls::accept once integrated")
-)]
 pub(crate) fn unwrap(url: &str) -> Option<Unwrapping> {
     let (mut rewriter, rest) = recognise(url)?;
     let mut decoded = decode(rewriter, rest);

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::domains::normalize_host;
-use super::{ExtractOptions, Indicators, MAX_URL_LEN, Pattern, find_all, insert};
+use super::{ExtractOptions, Indicators, MAX_URL_LEN, Pattern, UrlFacts, find_all, insert, unwrap};
 
 /// A URL that starts an attribute value: as in text (see [`text_urls`]), but an apostrophe
 /// is part of it, since the attribute's own quoting already delimited the value.
@@ -86,20 +86,25 @@ fn ends_url(c: char) -> bool {
 }
 
 /// Takes an attribute value (`href`, `src`...) as a URL if it is one; returns the URL
-/// recorded, for the link-text check.
+/// recorded (unwrapped), for the link-text check.
 pub(super) fn scan_attribute<'v>(
     value: &'v str,
     opts: ExtractOptions,
     out: &mut Indicators,
-) -> Option<&'v str> {
+) -> Option<Cow<'v, str>> {
     let value = value.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let url = find_all(&ATTRIBUTE_URL, value).next()?;
     accept(url.as_str(), opts, out)
 }
 
 /// Trims a candidate, validates it, and records the URL and its host's domain; returns
-/// the URL when it was one.
-fn accept<'c>(candidate: &'c str, opts: ExtractOptions, out: &mut Indicators) -> Option<&'c str> {
+/// the URL recorded, if any. A link a mail gateway rewrote is recorded as the original
+/// URL, with the wrapper noted beside it: the gateway's host is no indicator.
+fn accept<'c>(
+    candidate: &'c str,
+    opts: ExtractOptions,
+    out: &mut Indicators,
+) -> Option<Cow<'c, str>> {
     // A run far beyond the limit is junk; don't even trim it.
     if candidate.len() > MAX_URL_LEN * 4 {
         return None;
@@ -108,7 +113,41 @@ fn accept<'c>(candidate: &'c str, opts: ExtractOptions, out: &mut Indicators) ->
     if url.len() > MAX_URL_LEN && url.chars().count() > MAX_URL_LEN {
         return None;
     }
-    let host = host_of(url)?;
+    if let Some(unwrapping) = unwrap::unwrap(url) {
+        if let Some(warning) = unwrapping.warning {
+            out.warnings
+                .insert(format!("{warning}: {}", shortened(url)));
+        }
+        if !unwrapping.rewriters.is_empty() {
+            if record(&unwrapping.url, opts, out) {
+                let facts = UrlFacts {
+                    wrapped: Some(url.to_owned()),
+                    rewriter: Some(unwrapping.rewriters.join(" > ")),
+                    displayed: None,
+                };
+                if opts.urls {
+                    out.note_url(unwrapping.url.clone(), facts);
+                }
+                return Some(Cow::Owned(unwrapping.url));
+            }
+            out.warnings.insert(format!(
+                "a link unwrapped from {} is not a valid URL, kept as written: {}",
+                unwrapping.rewriters.join(" > "),
+                shortened(url)
+            ));
+        }
+    }
+    record(url, opts, out).then_some(Cow::Borrowed(url))
+}
+
+/// Records `url` and its host's domain if the URL is valid; says whether it was.
+fn record(url: &str, opts: ExtractOptions, out: &mut Indicators) -> bool {
+    if url.len() > MAX_URL_LEN && url.chars().count() > MAX_URL_LEN {
+        return false;
+    }
+    let Some(host) = host_of(url) else {
+        return false;
+    };
     if opts.urls {
         insert(&mut out.urls, url);
     }
@@ -117,7 +156,16 @@ fn accept<'c>(candidate: &'c str, opts: ExtractOptions, out: &mut Indicators) ->
     {
         insert(&mut out.domains, &domain);
     }
-    Some(url)
+    true
+}
+
+/// A URL cut to a length a warning can quote.
+fn shortened(url: &str) -> String {
+    const QUOTED: usize = 200;
+    match url.char_indices().nth(QUOTED) {
+        Some((cut, _)) => format!("{}...", &url[..cut]),
+        None => url.to_owned(),
+    }
 }
 
 /// Drops trailing sentence punctuation and closing brackets that have no opening partner
@@ -234,6 +282,52 @@ mod tests {
         let mut out = Indicators::default();
         let _ = scan_attribute(value, ExtractOptions::ALL, &mut out);
         out.urls.into_iter().collect()
+    }
+
+    #[test]
+    fn a_gateway_wrapped_link_gives_the_original_url_and_no_gateway_domain() {
+        let wrapped = "https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2Flogin.evil-bank.com%2Fverify%3Fid%3D7&data=05%7C02%7Cbob%40example.com&reserved=0";
+        let mut out = Indicators::default();
+        scan_text(
+            &format!("Open {wrapped} now."),
+            ExtractOptions::ALL,
+            &mut out,
+        );
+        assert_eq!(
+            out.urls.iter().collect::<Vec<_>>(),
+            ["https://login.evil-bank.com/verify?id=7"]
+        );
+        assert_eq!(
+            out.domains.iter().collect::<Vec<_>>(),
+            ["login.evil-bank.com"]
+        );
+        let facts = &out.url_facts["https://login.evil-bank.com/verify?id=7"];
+        assert_eq!(facts.wrapped.as_deref(), Some(wrapped));
+        assert_eq!(facts.rewriter.as_deref(), Some("microsoft_safelinks"));
+        assert!(out.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_wrapper_stays_as_written_with_a_warning() {
+        let wrapped = "https://urldefense.com/v3/__https://evil.example.net/**Z__;QQ!!x!y$";
+        let mut out = Indicators::default();
+        scan_text(wrapped, ExtractOptions::ALL, &mut out);
+        assert_eq!(out.urls.iter().collect::<Vec<_>>(), [wrapped]);
+        assert!(out.url_facts.is_empty());
+        let warnings: Vec<_> = out.warnings.iter().collect();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("Proofpoint") && warnings[0].contains("urldefense.com"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_mimecast_link_cannot_be_unwrapped_offline_and_stays() {
+        assert_eq!(
+            urls("https://protect-eu.mimecast.com/s/AbCdEfGh?domain=evil.example.net"),
+            ["https://protect-eu.mimecast.com/s/AbCdEfGh?domain=evil.example.net"]
+        );
     }
 
     #[test]
