@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 
 use psl::Psl as _;
 
@@ -32,18 +31,41 @@ pub(super) fn normalize_host(host: &str) -> Option<Cow<'_, str>> {
     is_valid_domain(&host).then_some(host)
 }
 
-/// Whether a lowercase host name is a domain worth an artifact: at least two well-formed
-/// labels, no `_`, not an IPv4 address, under a suffix the Public Suffix List knows, with a
-/// label of its own in front of an ICANN suffix.
+/// Whether a lowercase host name is a domain worth an artifact: a well-formed host name
+/// (see [`is_host_name`]) under a suffix the Public Suffix List knows, with a label of its
+/// own in front of an ICANN suffix.
 ///
 /// A private PSL entry (`github.io`, `s3.amazonaws.com`) is accepted on its own: it is a
 /// registered name under an ICANN suffix, and malware is hosted there.
 pub(super) fn is_valid_domain(host: &str) -> bool {
+    is_host_name(host) && is_registrable(host)
+}
+
+/// The Public Suffix List half of [`is_valid_domain`], for a name that passed
+/// [`is_host_name`].
+pub(super) fn is_registrable(host: &str) -> bool {
+    let Some(suffix) = psl::List.suffix(host.as_bytes()) else {
+        return false;
+    };
+    match suffix.typ() {
+        None => false,
+        Some(psl::Type::Private) => true,
+        Some(psl::Type::Icann) => host.len() > suffix.as_bytes().len(),
+    }
+}
+
+/// Whether a lowercase host name is well formed, whatever its suffix: at least two labels
+/// of LDH (or IDN) characters within the RFC 1035 lengths, no `_`, and a last label shaped
+/// like a top-level domain (see [`is_tld_shaped`]). The URL rule takes such a host
+/// (`server.local`) after an explicit scheme; a domain must also pass the Public Suffix
+/// List ([`is_valid_domain`]).
+pub(super) fn is_host_name(host: &str) -> bool {
     if host.is_empty() || host.len() > MAX_HOST_LEN * 4 {
         return false;
     }
     let mut labels = 0;
     let mut chars = 0;
+    let mut last = "";
     for label in host.split('.') {
         labels += 1;
         let len = if label.is_ascii() {
@@ -60,18 +82,19 @@ pub(super) fn is_valid_domain(host: &str) -> bool {
         {
             return false;
         }
+        last = label;
     }
-    if labels < 2 || chars - 1 > MAX_HOST_LEN || host.parse::<Ipv4Addr>().is_ok() {
-        return false;
-    }
-    let Some(suffix) = psl::List.suffix(host.as_bytes()) else {
-        return false;
-    };
-    match suffix.typ() {
-        None => false,
-        Some(psl::Type::Private) => true,
-        Some(psl::Type::Icann) => host.len() > suffix.as_bytes().len(),
-    }
+    labels >= 2 && chars - 1 <= MAX_HOST_LEN && is_tld_shaped(last)
+}
+
+/// Whether a (valid, lowercase) label can be a top-level domain: ASCII letters only, or an
+/// IDN (`xn--p1ai`, `рф`), as every TLD is (RFC 3696 §2, ICANN's string rules), so the
+/// Public Suffix List loses nothing to it. It keeps out what only looks like a name under
+/// an unknown suffix: a numeric last label, which URL parsers read as a bad IPv4
+/// (`1.2.3.999`, `a.0x7f`), and placeholders such as Internet Explorer's
+/// `<!-- saved from url=(0022)http://internet.e-mail -->` in saved HTML mail.
+fn is_tld_shaped(label: &str) -> bool {
+    label.bytes().all(|b| b.is_ascii_lowercase()) || label.starts_with("xn--") || !label.is_ascii()
 }
 
 /// A character allowed in a (lowercased) label: LDH for ASCII, and for IDN any non-ASCII
@@ -112,7 +135,7 @@ pub(super) fn lowercase(s: &str) -> Cow<'_, str> {
 
 /// A character that can be part of a domain run in text; `_` is included so that a name
 /// containing it is rejected whole instead of yielding its tail.
-fn is_run_char(c: char) -> bool {
+pub(super) fn is_run_char(c: char) -> bool {
     c == '.'
         || c == '_'
         || c.is_ascii_alphanumeric()
@@ -263,6 +286,36 @@ mod tests {
         assert!(!valid(&long_label));
         let long_host = format!("{}com", "abcdefghi.".repeat(26));
         assert!(!valid(&long_host));
+    }
+
+    #[test]
+    fn host_names_need_good_labels_but_no_public_suffix() {
+        for host in [
+            "server.local",
+            "x.invalid",
+            "sharepoint.corp",
+            "a-1.b2.internal",
+            "a.xn--zz",
+            "a.例子",
+        ] {
+            assert!(is_host_name(host) && !valid(host), "{host}");
+        }
+        assert!(is_host_name("example.com") && valid("example.com"));
+        for host in [
+            "intranet",
+            "a_b.local",
+            "a..local",
+            "-a.local",
+            "a.local.",
+            "1.2.3.4",
+            "1.2.3.999",
+            "a.0x7f",
+            "a.1a",
+            "internet.e-mail",
+            "",
+        ] {
+            assert!(!is_host_name(host), "{host:?}");
+        }
     }
 
     #[test]

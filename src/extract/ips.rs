@@ -3,19 +3,27 @@
 //! The reference's unanchored IPv4 regex turned `1234.5.6.7` into `234.5.6.7`, and its IPv6
 //! regex emitted every capture group (`::ffff:192`, `d::` from `std::vector`). Here a regex
 //! takes each run of address characters whole, the code checks what touches it at both
-//! ends, and `std::net` parses it.
+//! ends, and `std::net` parses it. An IPv4 written inside a host name
+//! (`53.206.178.68.host.secureserver.net`, `68.178.206.53.in-addr.arpa`) is taken too,
+//! when the name around it is a real domain.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    char_at, char_before, insert, is_word_char,
+    char_at, char_before,
+    domains::{is_run_char, is_valid_domain, lowercase},
+    insert, is_word_char,
     runs::{ipv4_runs, ipv6_runs},
 };
 
 /// Longest run worth parsing as IPv6 (45 characters for the longest embedded-IPv4 form).
 const MAX_IPV6_RUN: usize = 64;
+
+/// Longest run of host-name characters checked as a name around an IPv4, in bytes (253
+/// characters of up to four bytes); a longer one is no host name and is not lowercased.
+const MAX_HOST_RUN: usize = 253 * 4;
 
 /// Adds every IPv4 and IPv6 address in `text`.
 pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
@@ -86,10 +94,24 @@ fn v6_candidate(text: &str, start: usize, end: usize) -> Option<Ipv6Addr> {
     if candidate.starts_with('.')
         || !candidate.bytes().any(|b| b.is_ascii_hexdigit())
         || is_mac_like(candidate)
+        || is_code_path_like(candidate)
     {
         return None;
     }
     candidate.parse().ok()
+}
+
+/// A C++ or Rust path made of hex letters (`a::b`, `ab::cd`, `dead::beef`, `::add`) rather
+/// than an address: written with `::`, without a single decimal digit, and with at most two
+/// groups. Paths touching any other letter (`std::vector`) are already glued to a word;
+/// these are the all-hex ones that parse. Every compressed address in real use has a digit
+/// (`::1`, `fe80::`, `2001:db8::`, `::ffff:1.2.3.4`), so only digit-free one- or two-group
+/// spellings like `fe::ff` are lost; three groups (`dead:beef::cafe`) are kept, since a path
+/// of three parts cannot parse (`a::b::c` has two `::`).
+fn is_code_path_like(candidate: &str) -> bool {
+    candidate.contains("::")
+        && !candidate.bytes().any(|b| b.is_ascii_digit())
+        && candidate.split(':').filter(|g| !g.is_empty()).count() <= 2
 }
 
 /// Eight groups of exactly two hex digits is a MAC/EUI-64, not an address someone wrote.
@@ -99,11 +121,13 @@ fn is_mac_like(candidate: &str) -> bool {
         && candidate.split(':').all(|g| g.len() == 2)
 }
 
-/// Adds dotted-quad IPv4 addresses that stand alone: not glued to a word, not part of a
-/// longer dotted or numeric run, each octet 0-255 without leading zeros.
+/// Adds dotted-quad IPv4 addresses that stand alone (not glued to a word, not part of a
+/// longer dotted or numeric run) or that are four whole labels of a domain name
+/// (see [`in_host_name`]); each octet 0-255 without leading zeros.
 fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) {
     // spans and candidates both come in text order: one cursor keeps the check linear
     let mut spans = v6_spans.iter().peekable();
+    let mut host = HostRun::default();
     // runs of digits and `.` from a digit, with at least three dots: plain numbers and
     // versions, the common case, are never candidates
     for run in ipv4_runs(text) {
@@ -112,18 +136,87 @@ fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) 
         if spans
             .peek()
             .is_some_and(|&&(span_start, _)| span_start <= start)
-            || matches!(char_before(text, start), Some(c) if c == '.' || is_word_char(c))
-            || char_at(text, end).is_some_and(is_word_char)
         {
             continue;
         }
-        // trailing dots end a sentence; std rejects leading zeros ("010.1.1.1"), which some
-        // tools read as octal
-        let candidate = text[start..end].trim_end_matches('.');
+        let before = char_before(text, start);
+        let after = char_at(text, end);
+        // digits glued to a word (`v1.2.3.4`, `1.2.3.4a`, `ns1.2.3.4.5`) are part of that
+        // word: the run is not a whole number of octets
+        if before.is_some_and(is_word_char)
+            || (after.is_some_and(is_word_char) && !text[..end].ends_with('.'))
+        {
+            continue;
+        }
+        // std rejects leading zeros ("010.1.1.1"), which some tools read as octal
+        let candidate = if before == Some('.') || after.is_some_and(is_word_char) {
+            // next to a host-name label: four whole labels (after a dot or at the start of
+            // the name, not `a-1.2.3.4.example.com`), then one dot and a label from a letter
+            let Some(quad) = text[start..end].strip_suffix('.') else {
+                continue;
+            };
+            let whole_labels = before == Some('.') || !before.is_some_and(is_run_char);
+            if !whole_labels
+                || !after.is_some_and(char::is_alphabetic)
+                || !host.is_domain(text, start, end)
+            {
+                continue;
+            }
+            quad
+        } else {
+            // trailing dots end a sentence
+            text[start..end].trim_end_matches('.')
+        };
         if candidate.parse::<Ipv4Addr>().is_ok() {
             insert(out, candidate);
         }
     }
+}
+
+/// The run of host-name characters around the last IPv4 candidate that was checked inside
+/// a name, with the verdict. Candidates come in text order and a name holds several of them
+/// (`a.1.2.3.4.b.5.6.7.8.example.com`), so each run is found and checked once: the scan
+/// stays linear however many candidates one long run holds.
+#[derive(Default)]
+struct HostRun {
+    start: usize,
+    end: usize,
+    is_domain: bool,
+}
+
+impl HostRun {
+    /// Whether the digits-and-dots run `text[start..end]` sits in a domain name: see
+    /// [`in_host_name`].
+    fn is_domain(&mut self, text: &str, start: usize, end: usize) -> bool {
+        if !(self.start..self.end).contains(&start) {
+            self.start = text[..start]
+                .rfind(|c: char| !is_run_char(c))
+                .map_or(0, |i| {
+                    i + text[i..].chars().next().map_or(1, char::len_utf8)
+                });
+            self.end = text[end..]
+                .find(|c: char| !is_run_char(c))
+                .map_or(text.len(), |i| end + i);
+            self.is_domain = in_host_name(&text[self.start..self.end]);
+        }
+        self.is_domain
+    }
+}
+
+/// Whether a run of host-name characters that holds an IPv4 followed by a label is a
+/// domain: hosting providers and reverse DNS name hosts after their address
+/// (`53.206.178.68.host.secureserver.net`, `static.1.2.3.4.clients.your-server.de`,
+/// `68.178.206.53.in-addr.arpa`), and such a name is evidence of the address.
+///
+/// The whole name must be a valid domain (well-formed labels, a public suffix), not only
+/// hold a letter label: that keeps out file names that end in a version
+/// (`setup-1.0.0.1.exe`, `pkg.1.2.3.4.tar.gz`), whose extension is no suffix. A label is
+/// required after the address, since no domain ends in a number: `host.1.2.3.4` and
+/// `iso.3.6.1.2` are a word and a number, not a name.
+fn in_host_name(run: &str) -> bool {
+    // a sentence may end right after the name; a root dot may too
+    let name = run.trim_end_matches('.');
+    name.len() <= MAX_HOST_RUN && is_valid_domain(&lowercase(name))
 }
 
 #[cfg(test)]
@@ -160,10 +253,50 @@ mod tests {
     fn longer_dotted_runs_give_nothing() {
         // the reference gave 1.2.3.4 and 234.5.6.7 here
         assert!(ips("1.2.3.4.5").is_empty());
+        assert!(ips("1.2.3.4.5.6").is_empty());
+        assert!(ips("oid 1.3.6.1.4.1.311.20.2.3").is_empty());
         assert!(ips("1234.5.6.7").is_empty());
         assert!(ips("1.2.3.45678").is_empty());
         assert!(ips("host.1.2.3.4").is_empty());
-        assert!(ips("1.2.3.4.example.com").is_empty());
+        // more numbers next to a name are not four octets
+        assert!(ips("1.2.3.4.5.example.com x.1.2.3.4.5 x.0.1.2.3.4.example.com").is_empty());
+    }
+
+    #[test]
+    fn ipv4_labels_of_a_domain_name_are_an_ip() {
+        assert_eq!(
+            ips("http://53.206.178.68.host.secureserver.net/wp-admin/x.php"),
+            ["53.206.178.68"]
+        );
+        assert_eq!(ips("x.53.206.178.68.host.example.net"), ["53.206.178.68"]);
+        assert_eq!(ips("1.2.3.4.example.com"), ["1.2.3.4"]);
+        // reverse DNS gives the address as written
+        assert_eq!(ips("PTR 68.178.206.53.in-addr.arpa."), ["68.178.206.53"]);
+        assert_eq!(
+            ips("from static.10.1.2.3.Clients.Your-Server.DE (helo)"),
+            ["10.1.2.3"]
+        );
+        // one name holding two addresses gives both
+        assert_eq!(
+            ips("a.1.2.3.4.b.5.6.7.8.example.com"),
+            ["1.2.3.4", "5.6.7.8"]
+        );
+    }
+
+    #[test]
+    fn ipv4_next_to_words_that_make_no_domain_gives_nothing() {
+        // no public suffix after: a file name with a version, an internal name
+        assert!(ips("setup-1.0.0.1.exe pkg.1.2.3.4.tar.gz 1.2.3.4.example.local").is_empty());
+        // no label after: a word and a number (OIDs, properties), not a name
+        assert!(ips("iso.3.6.1.2 server.10.0.0.1").is_empty());
+        // digits glued to a label are part of it, not an octet
+        assert!(ips("a-1.2.3.4.example.com x1.53.206.178.68.host.example.net").is_empty());
+        assert!(
+            ips("1.2.3.4._tcp.example.com 1.2.3.4..example.com .1.2.3.4.example.com").is_empty()
+        );
+        assert!(ips("bad_host.1.2.3.4.example.com").is_empty());
+        // only dotted addresses count
+        assert!(ips("ip-10-1-2-3.ec2.internal ec2-1-2-3-4.compute.amazonaws.com").is_empty());
     }
 
     #[test]
@@ -217,6 +350,30 @@ mod tests {
         assert!(ips("xa::b").is_empty());
         assert!(ips("Foo::Bar Acme::Bad dead::beefy").is_empty());
         assert!(ips("Home :: Products :: Deals").is_empty());
+        // all-hex paths parse as addresses: no digit and two groups at most make them code
+        assert!(ips("a::b ab::cd be::ef cafe::babe add::f Foo::bar::baz").is_empty());
+        assert!(ips("fn dead::beef() { ::add(1); Ab::Cd; fe:: }").is_empty());
+    }
+
+    #[test]
+    fn compressed_addresses_with_a_digit_or_three_groups_are_kept() {
+        assert_eq!(
+            ips("fe80::1 ::1 2001:db8:: ::ffff:1.2.3.4 fe80::abcd ::a1 dead:beef::cafe"),
+            [
+                "2001:db8::",
+                "::1",
+                "::a1",
+                "::ffff:1.2.3.4",
+                "dead:beef::cafe",
+                "fe80::1",
+                "fe80::abcd"
+            ]
+        );
+        // a full address needs no digit
+        assert_eq!(
+            ips("dead:beef:cafe:babe:dead:beef:cafe:babe"),
+            ["dead:beef:cafe:babe:dead:beef:cafe:babe"]
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! attributes *and* text, IDN hosts and `~|{}` paths are kept, trailing punctuation is
 //! trimmed, domains are checked against the bundled Public Suffix List, IPv4 is word-bounded
 //! with valid octets, IPv6 is taken only as whole valid addresses, and SHA-512 is a hash.
+//! Beyond the reference: a URL ends before a bracket it did not open, its host needs no
+//! public suffix (`http://server.local/` is a URL but not a domain), an IPv4 written as four
+//! labels of a domain name (`1.2.3.4.host.example.net`) is an IP, and a hex-only code path
+//! (`a::b`) is not an IPv6.
 //!
 //! Candidates are found in time linear in the text: URLs with the `regex` crate's
 //! automata, hex and IP-shaped runs by hand (`runs`), from the bytes every such run must
@@ -384,6 +388,11 @@ mod tests {
             "http://x",
             "x://",
             "a@b.",
+            // one host name holding an IPv4 every few bytes, and many short ones
+            "1.2.3.4.a.",
+            "1.2.3.4.b.c ",
+            // a URL cut by a bracket every few bytes
+            "http://x)",
         ] {
             let blob = piece.repeat(256 * 1024 / piece.len());
             let out = scan(&blob);
@@ -393,7 +402,10 @@ mod tests {
 
     #[test]
     fn arbitrary_mixes_of_tricky_pieces_never_panic() {
-        const PIECES: [&str; 34] = [
+        const PIECES: [&str; 37] = [
+            "{",
+            "}",
+            ".com",
             "[.]",
             "hxxp",
             "://",

@@ -1,5 +1,7 @@
 //! URLs: `http`/`https` candidates from text and HTML attributes, trimmed and validated the
-//! way the reference's Django `URLValidator` did, but keeping IDN hosts and `~|{}` paths.
+//! way the reference's Django `URLValidator` did, but keeping IDN hosts, `~|{}` paths and
+//! hosts under suffixes the Public Suffix List does not know, and ending a URL before any
+//! closing bracket it did not open.
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -7,7 +9,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::domains::normalize_host;
+use super::domains::{is_host_name, is_registrable, lowercase};
 use super::{ExtractOptions, Indicators, MAX_URL_LEN, Pattern, UrlFacts, find_all, insert, unwrap};
 
 /// A URL that starts an attribute value: as in text (see [`text_urls`]), but an apostrophe
@@ -25,10 +27,13 @@ pub(super) fn scan_text(text: &str, opts: ExtractOptions, out: &mut Indicators) 
 }
 
 /// URLs in running text, left to right: `http://` or `https://` (scheme in any ASCII case),
-/// up to whitespace, a control or zero-width character, `<`, `>`, `"`, `'` or a backtick.
-/// These are the matches of
+/// up to whitespace, a control or zero-width character, `<`, `>`, `"`, `'`, a backtick, or
+/// a closing bracket that nothing in the URL opened (see [`Brackets`]). Without that last
+/// stop these are the matches of
 /// ``(?i-u:https?)://[^\s\p{Cc}<>"'`\u{200B}-\u{200D}\u{2060}\u{FEFF}]*``, found from
-/// each `://` instead: the regex engine read every byte of every body to find them.
+/// each `://` instead: the regex engine read every byte of every body to find them. The
+/// search goes on right after the stop, so `[a](https://x.example/1)[b](https://y.example/2)`
+/// gives both links and a bracket costs no second pass.
 fn text_urls(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
     let mut from = 0;
@@ -59,9 +64,13 @@ fn text_urls(text: &str) -> impl Iterator<Item = &str> {
 /// other characters decoded.
 fn url_end(text: &str, mut i: usize) -> usize {
     let bytes = text.as_bytes();
+    let mut brackets = Brackets::default();
     while let Some(&b) = bytes.get(i) {
         if b.is_ascii() {
-            if b <= b' ' || matches!(b, 0x7f | b'<' | b'>' | b'"' | b'\'' | b'`') {
+            if b <= b' '
+                || matches!(b, 0x7f | b'<' | b'>' | b'"' | b'\'' | b'`')
+                || brackets.closes_unopened(b)
+            {
                 return i;
             }
             i += 1;
@@ -95,6 +104,48 @@ pub(super) fn scan_attribute<'v>(
     let value = value.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let url = find_all(&ATTRIBUTE_URL, value).next()?;
     accept(url.as_str(), opts, out)
+}
+
+/// Open bracket depths along a URL, to find the first closing bracket that nothing in the
+/// URL opened: the URL ends before it. `https://example.com/x][X` ends at `/x`, markdown's
+/// `[text](https://example.com/x)` and `(see https://example.com/x).` at `/x`, while
+/// `https://en.wikipedia.org/wiki/Foo_(bar)_baz`, `https://example.com/a[1]/b` and
+/// `http://[2001:db8::1]/` keep theirs. One counter per kind, not a stack: crossed pairs
+/// (`([)]`) pass as balanced, since prose does not wrap a URL that way, and counters need
+/// no allocation.
+///
+/// `}` is treated like `)` and `]`: a raw `}` with no `{` before it closes a template or
+/// markup around the URL (`\href{https://x.example/a}{text}`, `{url: https://x.example/a}`)
+/// far more often than it is part of a path, where it would be percent-encoded.
+#[derive(Default)]
+struct Brackets {
+    /// Open `(`, `[` and `{`, in that order.
+    depth: [u32; 3],
+}
+
+impl Brackets {
+    /// Counts `b` and says whether it closes a bracket that is not open.
+    fn closes_unopened(&mut self, b: u8) -> bool {
+        let (kind, opens) = match b {
+            b'(' => (0, true),
+            b')' => (0, false),
+            b'[' => (1, true),
+            b']' => (1, false),
+            b'{' => (2, true),
+            b'}' => (2, false),
+            _ => return false,
+        };
+        let depth = &mut self.depth[kind];
+        if opens {
+            *depth = depth.saturating_add(1);
+            false
+        } else if *depth == 0 {
+            true
+        } else {
+            *depth -= 1;
+            false
+        }
+    }
 }
 
 /// Trims a candidate, validates it, and records the URL and its host's domain; returns
@@ -168,46 +219,19 @@ fn shortened(url: &str) -> String {
     }
 }
 
-/// Drops trailing sentence punctuation and closing brackets that have no opening partner
-/// inside the URL: `(see http://a.example.com/x).` ends at `/x`, while
-/// `https://en.wikipedia.org/wiki/Foo_(bar)` keeps its `)`.
+/// Ends the URL before its first closing bracket that nothing in it opened (text
+/// candidates already stop there; attribute values are cut here), then drops trailing
+/// sentence punctuation: `(see http://a.example.com/x).` ends at `/x`, while
+/// `https://en.wikipedia.org/wiki/Foo_(bar)` keeps its `)`. Every bracket left is balanced,
+/// so the punctuation is the only thing to trim.
 fn trim_end(candidate: &str) -> &str {
-    // unmatched closers, counted once so trimming stays linear
-    let mut excess = [0_i32; 3];
-    for &b in candidate.as_bytes() {
-        if let Some((i, delta)) = bracket(char::from(b)) {
-            excess[i] -= delta;
-        }
-    }
-    let mut url = candidate;
-    while let Some(c) = url.chars().next_back() {
-        let strip = match bracket(c) {
-            Some((i, -1)) if excess[i] > 0 => {
-                excess[i] -= 1;
-                true
-            }
-            Some(_) => false,
-            None => is_trailing_punctuation(c),
-        };
-        if !strip {
-            break;
-        }
-        url = &url[..url.len() - c.len_utf8()];
-    }
-    url
-}
-
-/// Bracket kind and direction: `+1` opens, `-1` closes.
-fn bracket(c: char) -> Option<(usize, i32)> {
-    match c {
-        '(' => Some((0, 1)),
-        ')' => Some((0, -1)),
-        '[' => Some((1, 1)),
-        ']' => Some((1, -1)),
-        '{' => Some((2, 1)),
-        '}' => Some((2, -1)),
-        _ => None,
-    }
+    let mut brackets = Brackets::default();
+    let cut = candidate
+        .bytes()
+        .position(|b| brackets.closes_unopened(b))
+        .unwrap_or(candidate.len());
+    // brackets are ASCII, so `cut` is a character boundary
+    candidate[..cut].trim_end_matches(is_trailing_punctuation)
 }
 
 /// Punctuation that ends a sentence around a URL rather than the URL itself (ASCII, and the
@@ -220,17 +244,25 @@ fn is_trailing_punctuation(c: char) -> bool {
         || (!c.is_ascii() && TYPOGRAPHIC.contains(c))
 }
 
-/// The host of a URL, once the URL passed the checks that Django's `URLValidator` made.
+/// The host of a URL, once the URL passed the checks that Django's `URLValidator` made
+/// (with one exception, [`Host::Unlisted`]).
 #[derive(Debug, PartialEq, Eq)]
 enum Host<'a> {
-    /// Lowercased; borrowed from the URL when it already was.
+    /// A domain under a public suffix: lowercased, borrowed from the URL when it already was.
     Domain(Cow<'a, str>),
+    /// A well-formed host name of two or more labels whose suffix the Public Suffix List
+    /// does not know (`sharepoint.corp`, `server.local`, `x.invalid`). Django rejected it,
+    /// but after an explicit `http(s)://` it is a link someone can follow (an intranet
+    /// lure, a split-horizon name), so it is a URL; it is not a Domain Artifact.
+    Unlisted,
     Ip,
     Localhost,
 }
 
 /// Parses `scheme://[userinfo@]host[:port][/?#...]` and checks the host: an IPv4, a
-/// bracketed IPv6, `localhost`, or a valid domain (see `domains::is_valid_domain`).
+/// bracketed IPv6, `localhost`, a valid domain (see `domains::is_valid_domain`) or a host
+/// name of two or more labels under an unlisted suffix (see `domains::is_host_name`).
+/// Single-label names other than `localhost` (`http://intranet/`) are not URLs.
 fn host_of(url: &str) -> Option<Host<'_>> {
     let (_, rest) = url.split_once("://")?;
     let authority = &rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())];
@@ -253,7 +285,15 @@ fn host_of(url: &str) -> Option<Host<'_>> {
     if host.eq_ignore_ascii_case("localhost") {
         return Some(Host::Localhost);
     }
-    normalize_host(host).map(Host::Domain)
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = lowercase(host);
+    if !is_host_name(&host) {
+        None
+    } else if is_registrable(&host) {
+        Some(Host::Domain(host))
+    } else {
+        Some(Host::Unlisted)
+    }
 }
 
 fn valid_port(port: &str) -> bool {
@@ -336,10 +376,11 @@ mod tests {
     }
 
     /// The hand-written finder against the regex it replaced, on texts mixed from pieces
-    /// that make, break and end URLs.
+    /// that make, break and end URLs: each match is cut before its first unopened closing
+    /// bracket, and the search resumes there.
     #[test]
-    fn text_urls_are_the_matches_of_the_pattern() {
-        const PIECES: [&str; 30] = [
+    fn text_urls_are_the_matches_of_the_pattern_cut_at_unopened_brackets() {
+        const PIECES: [&str; 36] = [
             "http",
             "HTTPS",
             "hTtP",
@@ -370,13 +411,42 @@ mod tests {
             "é",
             "ſ",
             "例",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
         ];
         let re =
             Regex::new(r#"(?i-u:https?)://[^\s\p{Cc}<>"'`\u{200B}-\u{200D}\u{2060}\u{FEFF}]*"#)
                 .unwrap();
+        // the first closer whose kind has no opener before it, counted naively
+        let cut = |url: &str| {
+            let mut depth = [0_i32; 3];
+            for (i, c) in url.char_indices() {
+                let Some(kind) = "([{".find(c).or_else(|| ")]}".find(c)) else {
+                    continue;
+                };
+                if "([{".contains(c) {
+                    depth[kind] += 1;
+                } else if depth[kind] == 0 {
+                    return i;
+                } else {
+                    depth[kind] -= 1;
+                }
+            }
+            url.len()
+        };
         for text in crate::extract::pseudo_random_texts(0x2545_f491_4f6c_dd1d, &PIECES, 30, 20_000)
         {
-            let expected: Vec<&str> = re.find_iter(&text).map(|m| m.as_str()).collect();
+            let mut expected = Vec::new();
+            let mut at = 0;
+            while let Some(m) = re.find_at(&text, at) {
+                let len = cut(m.as_str());
+                expected.push(&text[m.start()..m.start() + len]);
+                at = m.start() + len;
+            }
             assert_eq!(text_urls(&text).collect::<Vec<_>>(), expected, "{text:?}");
         }
     }
@@ -460,6 +530,59 @@ mod tests {
             urls("[https://example.com/a[1]]"),
             ["https://example.com/a[1]"]
         );
+        assert_eq!(
+            urls("https://en.wikipedia.org/wiki/Foo_(bar)_baz and https://example.com/a[1]/b"),
+            [
+                "https://en.wikipedia.org/wiki/Foo_(bar)_baz",
+                "https://example.com/a[1]/b"
+            ]
+        );
+        assert_eq!(
+            urls("http://[2001:db8::1]/x(y)"),
+            ["http://[2001:db8::1]/x(y)"]
+        );
+    }
+
+    #[test]
+    fn an_unopened_closing_bracket_ends_the_url_wherever_it_is() {
+        assert_eq!(urls("https://example.com/x][X"), ["https://example.com/x"]);
+        assert_eq!(urls("https://example.com/a)b"), ["https://example.com/a"]);
+        assert_eq!(urls("https://example.com/a}b"), ["https://example.com/a"]);
+        assert_eq!(
+            urls("[text](https://example.com/x)"),
+            ["https://example.com/x"]
+        );
+        // the search goes on after the bracket: glued markdown links are both found
+        assert_eq!(
+            urls("[a](https://example.com/1)[b](https://example.org/2)"),
+            ["https://example.com/1", "https://example.org/2"]
+        );
+        assert_eq!(
+            urls(r"\href{https://example.com/a}{text}"),
+            ["https://example.com/a"]
+        );
+        // counters are per kind: a `(` does not open a `]`
+        assert_eq!(
+            urls("https://example.com/a(b]c)"),
+            ["https://example.com/a(b"]
+        );
+        // sentence punctuation before the bracket is still trimmed
+        assert_eq!(
+            urls("(see https://example.com/x.)"),
+            ["https://example.com/x"]
+        );
+    }
+
+    #[test]
+    fn unopened_closing_brackets_end_attribute_urls_too() {
+        assert_eq!(
+            attribute("https://example.com/x][X"),
+            ["https://example.com/x"]
+        );
+        assert_eq!(
+            attribute("https://example.com/a(1)/b"),
+            ["https://example.com/a(1)/b"]
+        );
     }
 
     #[test]
@@ -506,10 +629,36 @@ mod tests {
     }
 
     #[test]
-    fn single_label_and_unknown_suffix_hosts_are_rejected() {
+    fn single_label_hosts_are_rejected() {
+        assert!(urls("http://intranet/ https://Intranet:8080/x http://wpad./").is_empty());
+    }
+
+    #[test]
+    fn unknown_suffix_hosts_are_urls_but_not_domains() {
+        let text = "https://sharepoint.corp/sites/x https://portal.example/login \
+                    http://Server.Local/x http://x.invalid/ https://file.txt";
+        assert_eq!(
+            urls(text),
+            [
+                "http://Server.Local/x",
+                "http://x.invalid/",
+                "https://file.txt",
+                "https://portal.example/login",
+                "https://sharepoint.corp/sites/x"
+            ]
+        );
+        assert!(domains(text).is_empty());
+    }
+
+    #[test]
+    fn unknown_suffix_hosts_still_need_well_formed_labels() {
+        // a last label no TLD could be: numeric ones are what URL parsers read as (bad) IPv4
         assert!(
-            urls("http://intranet/ http://server.local/x http://x.invalid/ https://file.txt")
-                .is_empty()
+            urls(
+                "http://bad_host.local/ http://-a.corp/ http://a..corp/ http://1.2.3.999/ \
+                 http://a.0x7f/ http://10.0.0.256/ http://internet.e-mail"
+            )
+            .is_empty()
         );
     }
 
@@ -596,6 +745,8 @@ mod tests {
         );
         assert_eq!(host_of("http://1.2.3.4:80"), Some(Host::Ip));
         assert_eq!(host_of("http://LOCALHOST"), Some(Host::Localhost));
+        assert_eq!(host_of("http://Server.Local./x"), Some(Host::Unlisted));
+        assert_eq!(host_of("http://intranet/"), None);
         assert_eq!(host_of("http://"), None);
         assert_eq!(host_of("http://[::1"), None);
     }
