@@ -24,4 +24,5 @@ pub mod protocol;
 pub mod sdi;
 pub mod secret;
 pub mod state;
+pub mod triage;
 pub mod vault;

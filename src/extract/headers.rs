@@ -15,6 +15,28 @@ use super::{ExtractOptions, Indicators, insert, ips};
 /// server versions (Exchange's `id 15.20.7918.24`) and times never become indicators. Hash
 /// extraction never runs here.
 pub fn scan_received(value: &str, opts: &ExtractOptions, out: &mut Indicators) {
+    scan_host_clauses(value, *opts, out, ReadBy::Yes);
+}
+
+/// The sending side of a `Received` header value: like `scan_received`, but only the
+/// `from` clause and its comments (HELO name, reverse-DNS name, IP).
+///
+/// The `by` host is the receiving machine: the next hop up names it again as its sender,
+/// and for the receiver's own machines (the hops a triage marks internal) it is noise, not
+/// an indicator of the sender.
+pub fn scan_received_from(value: &str, opts: &ExtractOptions, out: &mut Indicators) {
+    scan_host_clauses(value, *opts, out, ReadBy::No);
+}
+
+/// Whether the `by` clause of a `Received` header is read as a host clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadBy {
+    Yes,
+    No,
+}
+
+/// Reads the host clauses of a `Received` value: `from`, and `by` when asked.
+fn scan_host_clauses(value: &str, opts: ExtractOptions, out: &mut Indicators, read_by: ReadBy) {
     if !(opts.ips || opts.domains) {
         return;
     }
@@ -27,7 +49,7 @@ pub fn scan_received(value: &str, opts: &ExtractOptions, out: &mut Indicators) {
             Some('(') => {
                 let (comment, after) = split_comment(rest);
                 if in_host_clause {
-                    scan_host_text(comment, *opts, out);
+                    scan_host_text(comment, opts, out);
                 }
                 rest = after;
             }
@@ -38,8 +60,10 @@ pub fn scan_received(value: &str, opts: &ExtractOptions, out: &mut Indicators) {
                 let word = &rest[..end];
                 rest = &rest[end..];
                 match clause_keyword(word) {
-                    Some(is_host) => in_host_clause = is_host,
-                    None if in_host_clause => scan_host_text(word, *opts, out),
+                    Some(Clause::From) => in_host_clause = true,
+                    Some(Clause::By) => in_host_clause = read_by == ReadBy::Yes,
+                    Some(Clause::Other) => in_host_clause = false,
+                    None if in_host_clause => scan_host_text(word, opts, out),
                     None => {}
                 }
             }
@@ -54,14 +78,24 @@ pub fn scan_ip_header(value: &str, opts: &ExtractOptions, out: &mut Indicators) 
     }
 }
 
-/// `Some(true)` for the clauses that name hosts, `Some(false)` for the others.
-fn clause_keyword(word: &str) -> Option<bool> {
-    const HOST: [&str; 2] = ["from", "by"];
+/// The clauses of a `Received` value (RFC 5321 §4.4) this scanner tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clause {
+    From,
+    By,
+    /// `with`, `id`, `via`, `for`: never hosts.
+    Other,
+}
+
+/// The clause a keyword starts, if `word` is one.
+fn clause_keyword(word: &str) -> Option<Clause> {
     const OTHER: [&str; 4] = ["with", "id", "via", "for"];
-    if HOST.iter().any(|k| word.eq_ignore_ascii_case(k)) {
-        Some(true)
+    if word.eq_ignore_ascii_case("from") {
+        Some(Clause::From)
+    } else if word.eq_ignore_ascii_case("by") {
+        Some(Clause::By)
     } else if OTHER.iter().any(|k| word.eq_ignore_ascii_case(k)) {
-        Some(false)
+        Some(Clause::Other)
     } else {
         None
     }
@@ -257,6 +291,64 @@ mod tests {
         );
         assert!(out.ips.is_empty());
         assert_eq!(out.domains.len(), 2);
+    }
+
+    fn received_from(value: &str) -> Indicators {
+        let mut out = Indicators::default();
+        scan_received_from(value, &ExtractOptions::ALL, &mut out);
+        out
+    }
+
+    #[test]
+    fn from_only_scan_skips_the_receiving_host() {
+        let out = received_from(
+            "from mail.evil.example.com (unknown [203.0.113.5]) by mx.example.org (Postfix) \
+             with ESMTPS id 4Xy; Tue, 1 Oct 2024 10:00:00 +0000",
+        );
+        assert_eq!(out.ips, set(&["203.0.113.5"]));
+        assert_eq!(out.domains, set(&["mail.evil.example.com"]));
+        // Microsoft 365's entry hop: the protection host and its 10.x address are the receiver.
+        let out = received_from(
+            "from mail-sor-f41.google.com (209.85.220.41) by\r\n BN8NAM12FT066.mail.protection.outlook.com (10.13.182.177) with Microsoft SMTP\r\n Server (version=TLS1_3, cipher=TLS_AES_256_GCM_SHA384) id 15.20.7918.13 via\r\n Frontend Transport; Tue, 1 Oct 2024 10:00:01 +0000",
+        );
+        assert_eq!(out.ips, set(&["209.85.220.41"]));
+        assert_eq!(out.domains, set(&["mail-sor-f41.google.com"]));
+    }
+
+    #[test]
+    fn from_only_scan_reads_helo_and_reverse_dns_comments() {
+        let out = received_from(
+            "from [IPv6:2001:db8::1] (helo=Relay.Example.NET)\r\n\tby mx.example.org with ESMTP id 1sZ9ab-000123-Ab\r\n\t; Tue, 1 Oct 2024 10:00:00 +0000",
+        );
+        assert_eq!(out.ips, set(&["2001:db8::1"]));
+        assert_eq!(out.domains, set(&["relay.example.net"]));
+        let out = received_from(
+            "from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41]) by mx.google.com \
+             with SMTPS id a640c23a62f3a-a8d25d63b5esor1234567866b.12.2024.10.01.03.00.00",
+        );
+        assert_eq!(out.ips, set(&["209.85.220.41"]));
+        assert_eq!(out.domains, set(&["mail-sor-f41.google.com"]));
+    }
+
+    #[test]
+    fn from_only_scan_of_hops_without_a_from_clause_is_empty() {
+        assert!(
+            received_from(
+                "by 2002:a05:7300:478f:b0:12a:8a6e:d9f3 with SMTP id abc; Tue, 1 Oct 2024 03:00:00 -0700 (PDT)"
+            )
+            .is_empty()
+        );
+        assert!(
+            received_from("(qmail 12345 invoked by uid 0); 1 Oct 2024 10:00:00 -0000").is_empty()
+        );
+        assert!(received_from("from ) by ((((").is_empty());
+        let mut out = Indicators::default();
+        scan_received_from(
+            "from a.example.com ([192.0.2.9]) by b.example.com",
+            &ExtractOptions::NONE,
+            &mut out,
+        );
+        assert!(out.is_empty());
     }
 
     #[test]
