@@ -10,12 +10,13 @@ use serde_json::{Map, Value};
 use crate::{
     artifacts::{
         self, FoundIndicators,
-        email::{email_artifact, header_value, inline_forward, looks_like_message},
+        email::{add_triage, email_artifact, header_value, inline_forward, looks_like_message},
         file::{FileHashes, file_name, vault_artifact},
     },
     extract::{self, ExtractOptions, Indicators},
     mime::{self, Attachment, Event, RawHeader, headers::decode_words},
     sdi::container_sdi,
+    triage::{self, Hop},
     vault::{Vault, VaultError},
 };
 
@@ -242,14 +243,18 @@ impl Collector<'_> {
         } else {
             "attached message header"
         };
-        self.scan_headers(headers, place);
+        let hops = triage::received_chain(headers);
+        self.scan_headers(headers, place, &hops);
         // The root always gets its artifact (it carries emailId); attached messages only
         // when they look like mail, as in the reference.
-        let artifact = if depth == 0 {
+        let mut artifact = if depth == 0 {
             Some(email_artifact(headers, Some(self.email_id)))
         } else {
             looks_like_message(headers).then(|| email_artifact(headers, None))
         };
+        if let Some(artifact) = &mut artifact {
+            add_triage(artifact, headers, &hops);
+        }
         self.open.retain(|&i| self.messages[i].depth < depth);
         self.open.push(self.messages.len());
         self.messages.push(OpenMessage {
@@ -262,14 +267,20 @@ impl Collector<'_> {
 
     /// Indicators of trace and sender headers, recorded as found at `place`: attached and
     /// forwarded messages (usually the reported phish) are told apart from the reporter's
-    /// own headers.
-    fn scan_headers(&mut self, headers: &[RawHeader], place: &str) {
+    /// own headers. `hops` is the `Received` chain, one hop per `Received` header in
+    /// order: an internal hop (the receiving provider's own machines) gives nothing, an
+    /// external one its sending side.
+    fn scan_headers(&mut self, headers: &[RawHeader], place: &str, hops: &[Hop]) {
         let opts = self.options.extract;
+        let mut hops = hops.iter();
         for header in headers {
             let lower = header.name.to_ascii_lowercase();
             let mut found = Indicators::default();
             if lower == "received" {
-                extract::scan_received(&header.value, &opts, &mut found);
+                if hops.next().is_some_and(|hop| hop.internal) {
+                    continue;
+                }
+                extract::scan_received_from(&header.value, &opts, &mut found);
             } else if IP_HEADERS.contains(&lower.as_str()) {
                 extract::scan_ip_header(&header.value, &opts, &mut found);
             } else if ADDRESS_HEADERS.contains(&lower.as_str()) && opts.domains {
@@ -293,9 +304,11 @@ impl Collector<'_> {
         } else {
             extract::scan_text(text, &opts, &mut self.found.body);
             if let Some(headers) = inline_forward(text).filter(|_| depth == 0) {
-                self.scan_headers(&headers, "forwarded message header");
-                self.forwards
-                    .push(email_artifact(&headers, Some(self.email_id)));
+                let hops = triage::received_chain(&headers);
+                self.scan_headers(&headers, "forwarded message header", &hops);
+                let mut artifact = email_artifact(&headers, Some(self.email_id));
+                add_triage(&mut artifact, &headers, &hops);
+                self.forwards.push(artifact);
             }
         }
         let content_type = if html { "text/html" } else { "text/plain" };

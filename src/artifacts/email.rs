@@ -7,6 +7,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::mime::{RawHeader, headers::decode_words};
+use crate::triage::{self, Hop};
 
 /// The reference's header dict: case-insensitive, the last occurrence wins (its spelling
 /// included), `Received` is the list of all values, plus `decoded*` fields that keep
@@ -87,6 +88,38 @@ pub fn email_artifact(headers: &[RawHeader], email_id: Option<u64>) -> Map<Strin
     artifact.insert("cef_types".into(), cef_types);
     artifact.insert("run_automation".into(), json!(false));
     artifact
+}
+
+/// Adds what the headers already tell an analyst to an Email Artifact: the receiver's
+/// authentication verdict (`emailAuthentication`), sender tricks (`senderMismatch`), the
+/// host that handed the mail to the receiving system (`originatingIp`, typed `ip` so
+/// reputation actions take it) and the whole `Received` chain (`receivedHops`), internal
+/// hops included so nothing is hidden. Each field only when it applies: an email without
+/// any keeps the reference's artifact and identifier.
+pub fn add_triage(artifact: &mut Map<String, Value>, headers: &[RawHeader], hops: &[Hop]) {
+    let mut fields = Map::new();
+    if let Some(verdicts) = triage::email_authentication(headers) {
+        fields.insert("emailAuthentication".into(), json!(verdicts));
+    }
+    let mismatches = triage::sender_mismatches(headers);
+    if !mismatches.is_empty() {
+        fields.insert("senderMismatch".into(), json!(mismatches));
+    }
+    let originating = triage::originating_ip(hops);
+    if let Some(ip) = originating {
+        fields.insert("originatingIp".into(), json!(ip));
+    }
+    if !hops.is_empty() {
+        fields.insert("receivedHops".into(), json!(hops));
+    }
+    if let Some(Value::Object(cef)) = artifact.get_mut("cef") {
+        cef.extend(fields);
+    }
+    if originating.is_some()
+        && let Some(Value::Object(types)) = artifact.get_mut("cef_types")
+    {
+        types.insert("originatingIp".into(), json!(["ip"]));
+    }
 }
 
 static FORWARD_MARKER: LazyLock<Option<Regex>> =
