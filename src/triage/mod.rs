@@ -201,6 +201,161 @@ mod tests {
         );
     }
 
+    /// The root header block of a fixture email, as the walk reports it.
+    fn root_headers(raw: &[u8]) -> Vec<crate::mime::RawHeader> {
+        let mut root = Vec::new();
+        crate::mime::walk(raw, 1, &mut |event| {
+            if let crate::mime::Event::Message { depth: 0, headers } = event {
+                root = headers;
+            }
+        });
+        root
+    }
+
+    /// What `fixtures/eml/README.md` promises for one `triage/` fixture.
+    struct Promise {
+        raw: &'static [u8],
+        /// `(spf, dkim, dmarc, verdict)`, `None` for no `emailAuthentication`.
+        auth: Option<[&'static str; 4]>,
+        mismatches: &'static [&'static str],
+        origin: Option<&'static str>,
+        internal: &'static [bool],
+    }
+
+    fn check(name: &str, promise: &Promise) {
+        let headers = root_headers(promise.raw);
+        let word = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".to_owned());
+        let got = email_authentication(&headers).map(|a| {
+            let verdict = serde_json::to_value(a.verdict).unwrap_or_default();
+            [
+                word(&a.spf),
+                word(&a.dkim),
+                word(&a.dmarc),
+                verdict.as_str().unwrap_or_default().to_owned(),
+            ]
+        });
+        let want = promise.auth.map(|a| a.map(str::to_owned));
+        assert_eq!(got, want, "{name} authentication");
+        assert_eq!(
+            sender_mismatches(&headers),
+            promise.mismatches,
+            "{name} mismatches"
+        );
+        let hops = received_chain(&headers);
+        let flags: Vec<bool> = hops.iter().map(|h| h.internal).collect();
+        assert_eq!(flags, promise.internal, "{name} internal hops: {hops:#?}");
+        assert_eq!(
+            originating_ip(&hops),
+            promise.origin,
+            "{name} originating IP"
+        );
+    }
+
+    /// The `triage/` rows of `fixtures/eml/README.md`, as data.
+    const PROMISES: [(&str, Promise); 9] = [
+        (
+            "010",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/010-auth-pass-gmail.eml"),
+                auth: Some(["pass", "pass", "pass", "pass"]),
+                mismatches: &[],
+                origin: Some("198.51.100.25"),
+                internal: &[true, false, true],
+            },
+        ),
+        (
+            "011",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/011-auth-m365-fail.eml"),
+                auth: Some(["fail", "none", "fail", "fail"]),
+                mismatches: &[],
+                origin: Some("203.0.113.47"),
+                internal: &[true, true, true, false],
+            },
+        ),
+        (
+            "012",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/012-auth-softfail-suspicious.eml"),
+                auth: Some(["softfail", "pass", "none", "suspicious"]),
+                mismatches: &[],
+                origin: Some("198.51.100.77"),
+                internal: &[true, false],
+            },
+        ),
+        (
+            "013",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/013-auth-none-undetermined.eml"),
+                auth: Some(["none", "null", "null", "undetermined"]),
+                mismatches: &[],
+                origin: Some("198.51.100.140"),
+                internal: &[false],
+            },
+        ),
+        (
+            "014",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/014-auth-dkim-policy.eml"),
+                auth: Some(["pass", "policy", "pass", "suspicious"]),
+                mismatches: &[],
+                origin: Some("203.0.113.150"),
+                internal: &[false],
+            },
+        ),
+        (
+            "015",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/015-auth-bestguesspass.eml"),
+                auth: Some(["pass", "pass", "bestguesspass", "pass"]),
+                mismatches: &[],
+                origin: Some("198.51.100.61"),
+                internal: &[true, true, true, false],
+            },
+        ),
+        (
+            "016",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/016-sender-mismatches.eml"),
+                auth: None,
+                mismatches: &[
+                    "reply_to_domain",
+                    "return_path_domain",
+                    "display_name_address",
+                ],
+                origin: Some("203.0.113.71"),
+                internal: &[false],
+            },
+        ),
+        (
+            "017",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/017-received-m365-chain.eml"),
+                auth: Some(["pass", "pass", "pass", "pass"]),
+                mismatches: &[],
+                origin: Some("203.0.113.88"),
+                internal: &[true, true, true, false, true],
+            },
+        ),
+        (
+            "018",
+            Promise {
+                raw: include_bytes!("../../fixtures/eml/triage/018-received-gmail-chain.eml"),
+                auth: Some(["pass", "neutral", "pass", "undetermined"]),
+                mismatches: &[],
+                origin: Some("198.51.100.140"),
+                internal: &[true, false, true, true],
+            },
+        ),
+    ];
+
+    #[test]
+    fn triage_fixtures_show_what_the_readme_says() {
+        for (name, promise) in &PROMISES {
+            check(name, promise);
+        }
+    }
+
     #[test]
     fn registrable_domains_follow_the_public_suffix_list() {
         assert_eq!(
