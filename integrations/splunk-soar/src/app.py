@@ -151,6 +151,15 @@ class ParseEmailParams(Params, AsGiven):
     )
 
 
+class Authentication(ActionOutput):
+    """The receiving servers' SPF, DKIM and DMARC results, as written, and one verdict."""
+
+    spf: str | None = OutputField(example_values=["pass", "softfail", "fail"])
+    dkim: str | None = OutputField(example_values=["pass", "fail", "policy"])
+    dmarc: str | None = OutputField(example_values=["pass", "bestguesspass", "fail"])
+    verdict: str | None = OutputField(example_values=["pass", "fail", "suspicious", "undetermined"])
+
+
 class ArtifactCef(ActionOutput):
     """An indicator's CEF fields; every field is there, these are declared for playbooks."""
 
@@ -164,6 +173,38 @@ class ArtifactCef(ActionOutput):
     toEmail: str | None = OutputField(cef_types=["email"])
     fileName: str | None = OutputField(cef_types=["file name"])
     vaultId: str | None = OutputField(cef_types=["vault id"])
+    wrappedURL: str | None = OutputField()
+    urlRewriter: str | None = OutputField(example_values=["microsoft_safelinks"])
+    displayedURL: str | None = OutputField()
+    originatingIp: str | None = OutputField(cef_types=["ip"])
+    senderMismatch: list[str] | None = OutputField(example_values=["reply_to_domain"])
+    emailAuthentication: Authentication | None = None
+
+
+class ReceivedHop(ActionOutput):
+    """One Received header, parsed; internal hops moved the mail inside one system."""
+
+    from_host: str | None = OutputField(cef_types=["host name"])
+    from_ip: str | None = OutputField(cef_types=["ip"])
+    by_host: str | None = OutputField(cef_types=["host name"])
+    with_: str | None = OutputField(alias="with")
+    date: str | None = OutputField()
+    internal: bool | None = OutputField()
+
+
+class UnwrappedUrl(ActionOutput):
+    """A link a mail gateway rewrote: the original URL, the link as sent, and who wrapped it."""
+
+    url: str | None = OutputField(cef_types=["url"])
+    wrapped_url: str | None = OutputField()
+    rewriter: str | None = OutputField(example_values=["microsoft_safelinks", "proofpoint_v3"])
+
+
+class DisplayedUrl(ActionOutput):
+    """A link whose text names another site than the link goes to."""
+
+    url: str | None = OutputField(cef_types=["url"])
+    displayed: str | None = OutputField()
 
 
 class ParsedArtifact(ActionOutput):
@@ -185,6 +226,12 @@ class ParsedEmail(ActionOutput):
     parse_warnings: list[str] | None = OutputField()
     headers: EmailHeaders | None = None
     artifacts: list[ParsedArtifact] | None = None
+    email_authentication: Authentication | None = None
+    sender_mismatch: list[str] | None = OutputField(example_values=["reply_to_domain"])
+    originating_ip: str | None = OutputField(cef_types=["ip"])
+    received_hops: list[ReceivedHop] | None = None
+    unwrapped_urls: list[UnwrappedUrl] | None = None
+    displayed_urls: list[DisplayedUrl] | None = None
 
 
 class ParseSummary(IngestSummary):

@@ -229,3 +229,29 @@ def test_parse_email_needs_exactly_one_source(
     )
     assert raw.status, raw.message
     assert raw.data[0]["container_name"] == "hi"
+
+
+def test_parse_email_gives_the_triage_at_a_glance(
+    fresh_app: ModuleType, soar: Soar, tmp_path: Path
+) -> None:
+    """A Microsoft 365 delivery of a SafeLinks-wrapped lure: the verdict, the originating
+    IP and the unwrapped link reach the action result, typed for playbooks."""
+    fixtures = Path(__file__).resolve().parents[3] / "fixtures" / "eml"
+    raw = (fixtures / "triage" / "011-auth-m365-fail.eml").read_text()
+    wrapped = (fixtures / "phishing" / "005-m365-safelinks.eml").read_text()
+    asset = {"server": "localhost", "username": "soc"}
+    result = run_action(fresh_app, soar, "parse_email", asset, {"raw_email": raw}, tmp_path)
+    assert result.status, result.message
+    parsed = result.data[0]
+    assert parsed["email_authentication"]["verdict"] == "fail"
+    assert parsed["originating_ip"] == "203.0.113.47"
+    hops = parsed["received_hops"]
+    assert [hop["internal"] for hop in hops] == [True, True, True, False]
+    assert hops[-1]["with"].startswith("Microsoft SMTP Server")
+    result = run_action(fresh_app, soar, "parse_email", asset, {"raw_email": wrapped}, tmp_path)
+    assert result.status, result.message
+    unwrapped = result.data[0]["unwrapped_urls"]
+    assert [(u["url"], u["rewriter"]) for u in unwrapped] == [
+        ("https://sharepointonline-docs.com/sites/finance/payroll.aspx", "microsoft_safelinks")
+    ]
+    assert "safelinks.protection.outlook.com" in unwrapped[0]["wrapped_url"]
