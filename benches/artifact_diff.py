@@ -30,7 +30,13 @@ CLASSES = {
 def files_under(dirs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for d in dirs:
-        found.extend(p for p in d.rglob("*") if p.is_file() and not p.name.endswith(".json"))
+        found.extend(
+            p
+            for p in d.rglob("*")
+            if p.is_file()
+            and not p.name.endswith((".json", ".md"))
+            and not p.name.lower().startswith(("license", "copying"))
+        )
     return sorted(found)
 
 

@@ -34,7 +34,7 @@ use std::sync::LazyLock;
 use regex::{Match, Regex};
 
 pub use domains::domain_of_address;
-pub use headers::{scan_ip_header, scan_received, scan_received_from};
+pub use headers::{scan_ip_header, scan_received_from};
 pub use html::scan_html;
 
 /// Longest URL kept, in characters (Django's `URLValidator` limit, which the reference used).
@@ -445,7 +445,6 @@ mod tests {
             let mut out = Indicators::default();
             scan_text(&text, &ExtractOptions::ALL, &mut out);
             scan_html(&text, &ExtractOptions::ALL, &mut out);
-            scan_received(&text, &ExtractOptions::ALL, &mut out);
             scan_received_from(&text, &ExtractOptions::ALL, &mut out);
             scan_ip_header(&text, &ExtractOptions::ALL, &mut out);
             let _ = domain_of_address(&text);
