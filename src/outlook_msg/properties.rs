@@ -32,6 +32,8 @@ pub(super) const PT_BINARY: u16 = 0x0102;
 const PR_MESSAGE_CODEPAGE: u16 = 0x3FFD;
 /// `PR_INTERNET_CPID`: the code page the message had on the wire (and of its HTML body).
 pub(super) const PR_INTERNET_CPID: u16 = 0x3FDE;
+/// `PR_MESSAGE_LOCALE_ID`: the LCID of the Outlook that wrote the message.
+const PR_MESSAGE_LOCALE_ID: u16 = 0x3FF1;
 
 /// The name of a storage's fixed-size property table.
 const PROPERTIES: &str = "__properties_version1.0";
@@ -158,9 +160,19 @@ impl<'a> Reader<'a> {
             code_page: inherited,
         };
         if kind != Kind::Child {
-            storage.code_page = [PR_MESSAGE_CODEPAGE, PR_INTERNET_CPID]
-                .into_iter()
-                .find_map(|id| storage.long(id).and_then(encoding_for_code_page))
+            // 8-bit strings are in the writer's ANSI code page. Outlook often leaves
+            // PR_MESSAGE_CODEPAGE out; its locale then says which (1041, Japanese: 932).
+            // PR_INTERNET_CPID is not it: a Japanese Outlook writes Shift_JIS strings into
+            // a message whose wire charset was ISO-2022-JP (50220).
+            storage.code_page = storage
+                .long(PR_MESSAGE_CODEPAGE)
+                .and_then(encoding_for_code_page)
+                .or_else(|| {
+                    storage
+                        .long(PR_MESSAGE_LOCALE_ID)
+                        .and_then(ansi_code_page)
+                        .and_then(encoding_for_code_page)
+                })
                 .or(inherited);
         }
         Ok(storage)
@@ -309,6 +321,32 @@ pub(super) fn encoding_for_code_page(code_page: u32) -> Option<&'static Encoding
     })
 }
 
+/// The Windows ANSI code page of a locale (LCID), by its primary language; `None` for
+/// the languages written in windows-1252 or with no ANSI code page, so their text is
+/// read as UTF-8 when valid, else windows-1252.
+pub(super) fn ansi_code_page(lcid: u32) -> Option<u32> {
+    let primary = lcid & 0x3FF;
+    Some(match primary {
+        0x11 => 932,
+        // Chinese: Taiwan, Hong Kong and Macao write Big5; China and Singapore GBK.
+        0x04 if matches!(lcid & 0xFFFF, 0x0404 | 0x0C04 | 0x1404) => 950,
+        0x04 => 936,
+        0x12 => 949,
+        0x1E => 874,
+        0x19 | 0x22 | 0x23 | 0x02 | 0x2F | 0x3F | 0x44 | 0x50 => 1251,
+        // Serbo-Croatian: Latin (Croatian, Bosnian, Serbian Latin) or Cyrillic.
+        0x1A if matches!(lcid & 0xFFFF, 0x0C1A | 0x1C1A | 0x201A) => 1251,
+        0x05 | 0x0E | 0x15 | 0x18 | 0x1A | 0x1B | 0x1C | 0x24 => 1250,
+        0x08 => 1253,
+        0x1F | 0x2C | 0x43 => 1254,
+        0x0D => 1255,
+        0x01 | 0x29 | 0x20 => 1256,
+        0x25..=0x27 => 1257,
+        0x2A => 1258,
+        _ => return None,
+    })
+}
+
 /// A path for error messages.
 pub(super) fn display(path: &Path) -> String {
     path.display().to_string()
@@ -327,6 +365,15 @@ mod tests {
         assert_eq!(encoding_for_code_page(65001), Some(encoding_rs::UTF_8));
         assert_eq!(encoding_for_code_page(932), Some(encoding_rs::SHIFT_JIS));
         assert_eq!(encoding_for_code_page(12345), None);
+    }
+
+    #[test]
+    fn locales_give_their_ansi_code_page() {
+        assert_eq!(ansi_code_page(1041), Some(932));
+        assert_eq!(ansi_code_page(0x0804), Some(936));
+        assert_eq!(ansi_code_page(0x0404), Some(950));
+        assert_eq!(ansi_code_page(1049), Some(1251));
+        assert_eq!(ansi_code_page(1033), None);
     }
 
     #[test]

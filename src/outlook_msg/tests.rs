@@ -306,3 +306,21 @@ fn filetimes_format_as_rfc2822_dates() {
     assert_eq!(rfc2822_date(0), None);
     assert_eq!(rfc2822_date(u64::MAX), None);
 }
+
+#[test]
+fn ansi_strings_without_a_code_page_are_read_in_the_locale_s() {
+    // As a Japanese Outlook writes them: no PR_MESSAGE_CODEPAGE, locale 1041, and a wire
+    // charset (ISO-2022-JP) that is not the one of the strings (Shift_JIS).
+    let mut b = Builder::new();
+    b.props(
+        "",
+        32,
+        &[
+            Prop::Long(0x3FF1, 1041),
+            Prop::Long(PR_INTERNET_CPID, 50220),
+            Prop::String8(PR_SUBJECT, b"\x93\xfa\x96\x7b\x8c\xea\0"),
+        ],
+    );
+    let message = parse(&b.finish(), 8).unwrap();
+    assert_eq!(header(&message, "Subject"), Some("日本語"));
+}
