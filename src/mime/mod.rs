@@ -472,9 +472,16 @@ fn outlook_message(
             AttachmentContent::TooDeep => warnings.push(format!(
                 "attached Outlook message {label} nested deeper than {max_depth} levels not flattened"
             )),
-            AttachmentContent::Unsupported(method) => warnings.push(format!(
-                "attachment {label} of an Outlook message has no file data (attach method {method}: an OLE object or a link); not vaulted"
-            )),
+            AttachmentContent::Unsupported(method) => {
+                let what = match method {
+                    6 => "an OLE object",
+                    2 | 3 | 4 | 7 => "a link to a file stored elsewhere",
+                    _ => "no data in the file",
+                };
+                warnings.push(format!(
+                    "attachment {label} of an Outlook message not vaulted: {what} (attach method {method})"
+                ));
+            }
         }
     }
 }
@@ -671,6 +678,43 @@ pub(crate) mod tests {
                 "att2:application/octet-stream:green.png:134".to_owned(),
                 "att1:application/octet-stream:blue.png:134".to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn an_outlook_message_s_html_body_and_text_like_files_are_reported() {
+        let mut files = Vec::new();
+        let mut bodies = Vec::new();
+        let raw = reporting_msg(&crate::outlook_msg::tests::built_phish(), "phish.msg");
+        let warnings = walk(&raw, DEFAULT_MAX_DEPTH, &mut |e| match e {
+            Event::Body { depth, html, .. } => bodies.push((depth, html)),
+            Event::Attachment(a) => {
+                files.push((
+                    a.depth,
+                    a.name.unwrap_or_default(),
+                    a.content_type,
+                    a.text_like,
+                ));
+            }
+            Event::Message { .. } => {}
+        });
+        assert_eq!(bodies, [(0, false), (1, false), (1, true), (2, false)]);
+        assert_eq!(
+            files,
+            [
+                (
+                    0,
+                    "phish.msg".into(),
+                    "application/vnd.ms-outlook".into(),
+                    false
+                ),
+                (1, "invoice.html".into(), "text/html".into(), true),
+                (2, "a.txt".into(), "application/octet-stream".into(), true),
+            ]
+        );
+        assert_eq!(
+            warnings,
+            ["attachment Chart of an Outlook message not vaulted: an OLE object (attach method 6)"]
         );
     }
 

@@ -461,4 +461,4 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -86,7 +86,7 @@ const MARCH_5_2024: u64 = (1_709_631_667 + 11_644_473_600) * 10_000_000;
 
 /// A phish with no transport headers, two recipients, a file, and an attached message
 /// that itself carries a file: the layout of a reported "forward as attachment".
-fn built_phish() -> Vec<u8> {
+pub(crate) fn built_phish() -> Vec<u8> {
     let mut b = Builder::new();
     b.props(
         "",
