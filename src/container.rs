@@ -428,6 +428,7 @@ fn add_body_parts(artifact: &mut Map<String, Value>, parts: Vec<(Value, Option<S
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
+    use serde_json::json;
 
     use super::*;
     use crate::vault::MemoryVault;
@@ -520,6 +521,56 @@ mod tests {
             &long[..MAX_BODY_PART_BYTES]
         );
         assert_eq!(cef["bodyPart1ContentType"], "text/plain");
+    }
+
+    #[test]
+    fn an_attached_outlook_message_gives_email_body_and_vault_artifacts() {
+        let msg = include_bytes!("../fixtures/msg/msgreader-attachmentFiles.msg");
+        let raw = crate::mime::tests::reporting_msg(msg, "phish.msg");
+        let source = EmailSource {
+            raw: &raw,
+            email_id: 1,
+            folder: "inbox",
+            container_id: None,
+            label: "email",
+        };
+        let vault = MemoryVault::default();
+        let container = build_container(&source, &BuildOptions::default(), &vault).unwrap();
+        assert!(container.data.parse_warnings.is_empty());
+        let named = |name: &str| -> Vec<&Value> {
+            container
+                .artifacts
+                .iter()
+                .filter(|a| a["name"] == name)
+                .collect()
+        };
+        let emails = named("Email Artifact");
+        assert_eq!(emails.len(), 2);
+        // The Outlook message's transport headers, as an attached message's.
+        assert_eq!(
+            emails[1]["cef"]["fromEmail"],
+            "\"hmailuser\" <hmailuser@hmailserver.test>"
+        );
+        assert!(emails[1]["cef"].get("emailId").is_none());
+        let files: Vec<&Value> = named("Vault Artifact")
+            .into_iter()
+            .map(|a| &a["cef"]["fileName"])
+            .collect();
+        assert_eq!(files, ["phish.msg", "jpg.jpg", "png.png", "tif.tif"]);
+        let png = &named("Vault Artifact")[2]["cef"];
+        assert_eq!(png["fileContentType"], "image/png");
+        assert_eq!(
+            vault.file(png["vaultId"].as_str().unwrap()).unwrap().len(),
+            134
+        );
+        // Its Received chain is scanned as an attached message's header.
+        let ips = named("IP Artifact");
+        assert_eq!(ips.len(), 1);
+        assert_eq!(ips[0]["cef"]["sourceAddress"], "127.0.0.1");
+        assert_eq!(
+            ips[0]["found_in"],
+            json!(["attached message header Received"])
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! to an action in `actions`, after `config` has typed the asset configuration once.
 //!
 //! The email pipeline is pure and shared by every action: `mime` walks the raw message
-//! (headers, bodies, attachments, attached messages), `extract` finds indicators in
+//! (headers, bodies, attachments, attached messages; `outlook_msg` reads attached
+//! Outlook `.msg` files for it), `extract` finds indicators in
 //! text and HTML, `artifacts` shapes them into the reference app's artifacts, and
 //! `container` assembles one container per email, with identifiers from `sdi` that are
 //! byte-compatible with the Splunk SOAR IMAP app. Attachment bytes leave the pipeline
@@ -20,6 +21,7 @@ pub mod imap;
 pub mod logging;
 pub mod mime;
 pub mod oauth;
+pub mod outlook_msg;
 pub mod protocol;
 pub mod sdi;
 pub mod secret;

@@ -9,7 +9,10 @@
 //!   disposition-less images and octet-streams, is an attachment;
 //! - an attached message (also a base64-encoded one) is reported as an `.eml`
 //!   attachment **and** walked into, so its headers, bodies and attachments join the
-//!   container, down to `max_depth` levels of nesting.
+//!   container, down to `max_depth` levels of nesting;
+//! - an attached Outlook `.msg` file is vaulted as a file **and** read (`outlook_msg`), so
+//!   its headers, bodies, attachments and attached Outlook messages join the container as
+//!   an attached message's would, within the same depth limit.
 //!
 //! Multipart nesting is walked with an explicit stack, so hostile depth cannot overflow
 //! the call stack; message nesting recurses but is bounded by `max_depth`.
@@ -25,6 +28,8 @@ use mail_parser::{
 };
 
 pub use headers::RawHeader;
+
+use crate::outlook_msg::{self, AttachmentContent, OutlookMessage};
 
 /// How deep attached messages are flattened into the container by default.
 pub const DEFAULT_MAX_DEPTH: usize = 8;
@@ -266,7 +271,7 @@ fn walk_message(
                     },
                 );
             }
-            _ => leaf(part, raw, depth, visit, warnings),
+            _ => leaf(part, raw, depth, max_depth, visit, warnings),
         }
     }
 }
@@ -327,6 +332,7 @@ fn leaf(
     part: &MessagePart<'_>,
     raw: &[u8],
     depth: usize,
+    max_depth: usize,
     visit: &mut dyn FnMut(Event<'_>),
     warnings: &mut Vec<String>,
 ) {
@@ -365,8 +371,8 @@ fn leaf(
         ));
         return;
     }
-    let text_like = textual || is_text_like(&content_type, name.as_deref());
-    visit(Event::Attachment(Attachment {
+    let text_like = is_text_like(&content_type, name.as_deref());
+    let file = Attachment {
         depth,
         name,
         content_type,
@@ -374,7 +380,110 @@ fn leaf(
         bytes,
         is_message: false,
         text_like,
-    }));
+    };
+    file_attachment(file, max_depth, visit, warnings);
+}
+
+/// Report a file, then, when it is an Outlook message, what is in it, one level deeper.
+/// The `.msg` itself is vaulted like any file (`is_message` stays false: it is not an
+/// `.eml`); a `.msg` that cannot be read stays just that file, with a warning.
+fn file_attachment(
+    file: Attachment<'_>,
+    max_depth: usize,
+    visit: &mut dyn FnMut(Event<'_>),
+    warnings: &mut Vec<String>,
+) {
+    let depth = file.depth;
+    let parsed = outlook_msg::is_outlook_msg(&file.content_type, file.name.as_deref(), &file.bytes)
+        .then(|| {
+            // The message in the file is one level down; the messages attached to it
+            // get the levels left.
+            (depth < max_depth).then(|| outlook_msg::parse(&file.bytes, max_depth - depth - 1))
+        });
+    let label = file
+        .name
+        .clone()
+        .unwrap_or_else(|| file.content_type.clone());
+    visit(Event::Attachment(file));
+    match parsed {
+        None => {}
+        Some(None) => warnings.push(format!(
+            "Outlook message {label} nested deeper than {max_depth} levels kept as .msg but not flattened"
+        )),
+        Some(Some(Err(error))) => warnings.push(format!(
+            "attachment {label}: not a readable Outlook message ({error}); kept as a file"
+        )),
+        Some(Some(Ok(message))) => {
+            outlook_message(&message, depth + 1, max_depth, visit, warnings);
+        }
+    }
+}
+
+/// Report an Outlook message as the walk reports a MIME one: its headers, its bodies,
+/// then its attachments, attached Outlook messages one level deeper.
+fn outlook_message(
+    message: &OutlookMessage,
+    depth: usize,
+    max_depth: usize,
+    visit: &mut dyn FnMut(Event<'_>),
+    warnings: &mut Vec<String>,
+) {
+    visit(Event::Message {
+        depth,
+        headers: message.headers.clone(),
+    });
+    for (text, html) in [(&message.text_body, false), (&message.html_body, true)] {
+        if let Some(text) = text {
+            visit(Event::Body {
+                depth,
+                text: Cow::Borrowed(text),
+                html,
+            });
+        }
+    }
+    for attachment in &message.attachments {
+        let label = attachment.name.as_deref().unwrap_or("(no name)");
+        match &attachment.content {
+            AttachmentContent::File(bytes) if bytes.is_empty() => {
+                warnings.push(format!("empty attachment {label} skipped"));
+            }
+            AttachmentContent::File(bytes) => {
+                let content_type = attachment
+                    .mime_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into());
+                let text_like = is_text_like(&content_type, attachment.name.as_deref());
+                let file = Attachment {
+                    depth,
+                    name: attachment.name.clone(),
+                    content_type,
+                    headers: Vec::new(),
+                    bytes: Cow::Borrowed(bytes),
+                    is_message: false,
+                    text_like,
+                };
+                file_attachment(file, max_depth, visit, warnings);
+            }
+            // Not vaulted: an attached Outlook item has no bytes of its own, only
+            // properties spread over a storage of the `.msg`, which is vaulted whole.
+            AttachmentContent::Message(inner) => {
+                outlook_message(inner, depth + 1, max_depth, visit, warnings);
+            }
+            AttachmentContent::TooDeep => warnings.push(format!(
+                "attached Outlook message {label} nested deeper than {max_depth} levels not flattened"
+            )),
+            AttachmentContent::Unsupported(method) => {
+                let what = match method {
+                    6 => "an OLE object",
+                    2 | 3 | 4 | 7 => "a link to a file stored elsewhere",
+                    _ => "no data in the file",
+                };
+                warnings.push(format!(
+                    "attachment {label} of an Outlook message not vaulted: {what} (attach method {method})"
+                ));
+            }
+        }
+    }
 }
 
 fn note_repair(
@@ -411,9 +520,12 @@ fn is_textual_report(content_type: &str) -> bool {
 }
 
 /// Attachments worth scanning for indicators: HTML attachments are a common phishing
-/// vector, and text, CSV, XML, JSON and calendar files carry URLs and addresses.
+/// vector, and text, CSV, XML, JSON and calendar files carry URLs and addresses; textual
+/// reports and a multipart sent as a file are text too.
 fn is_text_like(content_type: &str, name: Option<&str>) -> bool {
     if content_type.starts_with("text/")
+        || content_type.starts_with("multipart/")
+        || is_textual_report(content_type)
         || matches!(
             content_type,
             "application/xhtml+xml" | "application/json" | "application/xml" | "application/csv"
@@ -431,7 +543,7 @@ fn is_text_like(content_type: &str, name: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::fmt::Write as _;
 
     use super::*;
@@ -529,6 +641,126 @@ mod tests {
         let raw = b"From: a@example.com\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n";
         let (ev, _) = events(raw);
         assert_eq!(ev[1], "body0:false:café");
+    }
+
+    /// A report email with `bytes` attached as an Outlook message named `name`.
+    pub(crate) fn reporting_msg(bytes: &[u8], name: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        format!(
+            "From: reporter@example.com\r\nSubject: Fwd: suspicious\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/vnd.ms-outlook; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    const MSG_IN_MSG_IN_MSG: &[u8] =
+        include_bytes!("../../fixtures/msg/msgreader-msgInMsgInMsg.msg");
+
+    #[test]
+    fn an_attached_outlook_message_is_vaulted_and_walked_with_its_attached_messages() {
+        let raw = reporting_msg(MSG_IN_MSG_IN_MSG, "report.msg");
+        let (ev, warnings) = events(&raw);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let len = MSG_IN_MSG_IN_MSG.len();
+        assert_eq!(
+            ev,
+            [
+                "msg0:3".to_owned(),
+                "body0:false:see attached".to_owned(),
+                format!("att0:application/vnd.ms-outlook:report.msg:{len}"),
+                "msg1:2".to_owned(),
+                "body1:false:I have sub attachments!".to_owned(),
+                // The attached item is walked, not vaulted; its file is its own.
+                "msg2:2".to_owned(),
+                "body2:false:I have attachments!".to_owned(),
+                "msg3:10".to_owned(),
+                "body3:false:この電子メール メッセージは、アカウントの設定のテスト中に、Microsoft Outlook から自動送信されたものです。".to_owned(),
+                "att2:application/octet-stream:green.png:134".to_owned(),
+                "att1:application/octet-stream:blue.png:134".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_outlook_message_s_html_body_and_text_like_files_are_reported() {
+        let mut files = Vec::new();
+        let mut bodies = Vec::new();
+        let raw = reporting_msg(&crate::outlook_msg::tests::built_phish(), "phish.msg");
+        let warnings = walk(&raw, DEFAULT_MAX_DEPTH, &mut |e| match e {
+            Event::Body { depth, html, .. } => bodies.push((depth, html)),
+            Event::Attachment(a) => {
+                files.push((
+                    a.depth,
+                    a.name.unwrap_or_default(),
+                    a.content_type,
+                    a.text_like,
+                ));
+            }
+            Event::Message { .. } => {}
+        });
+        assert_eq!(bodies, [(0, false), (1, false), (1, true), (2, false)]);
+        assert_eq!(
+            files,
+            [
+                (
+                    0,
+                    "phish.msg".into(),
+                    "application/vnd.ms-outlook".into(),
+                    false
+                ),
+                (1, "invoice.html".into(), "text/html".into(), true),
+                (2, "a.txt".into(), "application/octet-stream".into(), true),
+            ]
+        );
+        assert_eq!(
+            warnings,
+            ["attachment Chart of an Outlook message not vaulted: an OLE object (attach method 6)"]
+        );
+    }
+
+    #[test]
+    fn outlook_messages_past_max_depth_are_kept_with_a_warning() {
+        let raw = reporting_msg(MSG_IN_MSG_IN_MSG, "report.msg");
+        let mut depths = Vec::new();
+        let warnings = walk(&raw, 2, &mut |e| {
+            if let Event::Message { depth, .. } = e {
+                depths.push(depth);
+            }
+        });
+        assert_eq!(depths, [0, 1, 2]);
+        assert_eq!(
+            warnings,
+            [
+                "attached Outlook message Microsoft Outlook テスト メッセージ nested deeper than 2 levels not flattened"
+            ]
+        );
+
+        let mut attachments = 0;
+        let warnings = walk(&raw, 0, &mut |e| {
+            attachments += usize::from(matches!(e, Event::Attachment(_)));
+        });
+        assert_eq!(attachments, 1);
+        assert_eq!(
+            warnings,
+            [
+                "Outlook message report.msg nested deeper than 0 levels kept as .msg but not flattened"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_outlook_message_stays_a_file_with_a_warning() {
+        let mut corrupt = MSG_IN_MSG_IN_MSG[..600].to_vec();
+        corrupt.extend_from_slice(&[0xff; 600]);
+        let (ev, warnings) = events(&reporting_msg(&corrupt, "phish.msg"));
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(ev[2], "att0:application/vnd.ms-outlook:phish.msg:1200");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("attachment phish.msg: not a readable Outlook message (")
+                && warnings[0].ends_with("); kept as a file"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
