@@ -428,7 +428,6 @@ fn add_body_parts(artifact: &mut Map<String, Value>, parts: Vec<(Value, Option<S
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
-    use serde_json::json;
 
     use super::*;
     use crate::vault::MemoryVault;
@@ -563,14 +562,13 @@ mod tests {
             vault.file(png["vaultId"].as_str().unwrap()).unwrap().len(),
             134
         );
-        // Its Received chain is scanned as an attached message's header.
-        let ips = named("IP Artifact");
-        assert_eq!(ips.len(), 1);
-        assert_eq!(ips[0]["cef"]["sourceAddress"], "127.0.0.1");
-        assert_eq!(
-            ips[0]["found_in"],
-            json!(["attached message header Received"])
-        );
+        // Its Received chain is read as an attached message's: one loopback hop, which is
+        // internal, so it is on the Email Artifact but gives no IP Artifact.
+        let hops = emails[1]["cef"]["receivedHops"].as_array().unwrap();
+        assert_eq!(hops.len(), 1);
+        assert_eq!(hops[0]["from_ip"], "127.0.0.1");
+        assert_eq!(hops[0]["internal"], true);
+        assert!(named("IP Artifact").is_empty());
     }
 
     #[test]
