@@ -142,7 +142,12 @@ fn registrable_domain(host: &str) -> Option<String> {
     if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() || host.contains(':') {
         return None;
     }
-    let host = host.to_lowercase();
+    // hop hosts come lowercased already: copy only when there is something to fold
+    let host = if host.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(host.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    };
     psl::domain_str(&host).map(str::to_owned)
 }
 

@@ -128,18 +128,15 @@ fn clause_keyword(word: &str) -> Option<Clause> {
 }
 
 fn parse(value: &str) -> Parsed {
-    // Unfolding removes the line breaks and keeps the white space after them (RFC 5322 §2.2.3).
-    let value: String = value
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n'))
-        .collect();
-    let lexemes = lex(&value);
+    // The lexer takes folding line breaks for white space, so only the date, kept as
+    // text, needs unfolding.
+    let lexemes = lex(value);
     // The date follows the last `;` outside comments (`(ORCPT <rfc822;a@b>)` holds one).
     let last_semicolon = lexemes.iter().rposition(|(l, _)| *l == Lexeme::Semicolon);
     let (clauses, date) = match last_semicolon {
         Some(i) => {
             let date = value.get(lexemes[i].1..).unwrap_or_default().trim();
-            (&lexemes[..i], (!date.is_empty()).then(|| date.to_owned()))
+            (&lexemes[..i], (!date.is_empty()).then(|| unfold(date)))
         }
         None => (&lexemes[..], None),
     };
@@ -198,6 +195,12 @@ fn parse(value: &str) -> Parsed {
     parsed
 }
 
+/// Unfolds a header text (RFC 5322 §2.2.3): the line breaks go, the white space after
+/// them stays.
+fn unfold(text: &str) -> String {
+    text.replace(['\r', '\n'], "")
+}
+
 /// A host name as compared and shown: lowercased, one root dot dropped.
 fn host_name(word: &str) -> String {
     word.strip_suffix('.').unwrap_or(word).to_lowercase()
@@ -222,10 +225,18 @@ fn observed_words(comment: &str) -> Vec<&str> {
         if std::mem::take(&mut skip_next) {
             continue;
         }
-        let lower = word.to_ascii_lowercase();
-        if lower == "helo" || lower == "ehlo" || lower == "helo=" || lower == "ehlo=" {
+        // compared in place: lowercasing every word of every hop into a new string cost
+        // more than the rest of the hop's parse
+        let claim = |name: &str| {
+            word.get(..name.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(name))
+        };
+        if ["helo", "ehlo", "helo=", "ehlo="]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w))
+        {
             skip_next = true;
-        } else if !(lower.starts_with("helo=") || lower.starts_with("ehlo=")) {
+        } else if !(claim("helo=") || claim("ehlo=")) {
             out.push(word);
         }
     }
