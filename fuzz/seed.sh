@@ -2,6 +2,7 @@
 # Fills fuzz/corpus/<target>/ with the seed inputs of each fuzz target (the corpus
 # directories are working data, not committed). Run from anywhere; safe to run again.
 #   email_pipeline: fixtures/eml/**.eml, ../shared/corpus/ (when present), fixtures/fuzz/
+#   outlook_msg:    fixtures/msg/*.msg, fixtures/fuzz/
 #   request:        fixtures/requests/*.json, fixtures/imap/*.request.json, fixtures/fuzz/
 #   transcript:     fixtures/imap/*.transcript, each also without its digests block (so
 #                   mutations are not all refused by the digest check), fixtures/fuzz/
@@ -17,7 +18,7 @@ add() {
     cp "$file" "$fuzz/corpus/$target/$name"
 }
 
-for target in email_pipeline request transcript; do
+for target in email_pipeline outlook_msg request transcript; do
     mkdir -p "$fuzz/corpus/$target"
     if [ -d "$root/fixtures/fuzz/$target" ]; then
         find "$root/fixtures/fuzz/$target" -type f -print0 |
@@ -33,6 +34,10 @@ if [ -d "$shared" ]; then
 else
     echo "note: $shared not found; email seeds are fixtures/eml only" >&2
 fi
+
+for f in "$root"/fixtures/msg/*.msg; do
+    add outlook_msg "$f"
+done
 
 for f in "$root"/fixtures/requests/*.json "$root"/fixtures/imap/*.request.json; do
     add request "$f"
@@ -52,6 +57,6 @@ for f in "$root"/fixtures/imap/*.transcript; do
     add transcript "$tmp"
 done
 
-for target in email_pipeline request transcript; do
+for target in email_pipeline outlook_msg request transcript; do
     echo "$target: $(find "$fuzz/corpus/$target" -type f | wc -l) seed files" >&2
 done

@@ -100,6 +100,74 @@ pub fn email_pipeline(raw: &[u8]) {
     }
 }
 
+/// `outlook_msg`: any bytes as an Outlook `.msg` -> `outlook_msg::parse`, then the
+/// container of a report email that attaches them as `phish.msg`
+/// (`application/vnd.ms-outlook`, base64), as a poll would build it.
+///
+/// Asserts: parsing never panics, and the files it reads out add up to no more bytes than
+/// it was given (its budget); the email still becomes a container with the
+/// `email_pipeline` artifact invariants; its first Vault Artifact is the attached file
+/// itself, byte for byte; a `.msg` the reader refuses is named in the parse warnings.
+pub fn outlook_msg(data: &[u8]) {
+    use soar_imap::outlook_msg::{AttachmentContent, OutlookMessage, parse};
+
+    fn file_bytes(message: &OutlookMessage) -> usize {
+        message
+            .attachments
+            .iter()
+            .map(|a| match &a.content {
+                AttachmentContent::File(bytes) => bytes.len(),
+                AttachmentContent::Message(inner) => file_bytes(inner),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    let parsed = parse(data, soar_imap::mime::DEFAULT_MAX_DEPTH - 1);
+    if let Ok(message) = &parsed {
+        assert!(
+            file_bytes(message) <= data.len(),
+            "the reader took more file bytes out than the .msg has"
+        );
+    }
+    if data.is_empty() {
+        // The walk skips an empty attachment (with a warning); nothing to vault.
+        return;
+    }
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    let raw = format!(
+        "From: reporter@example.com\r\nTo: soc@example.com\r\nSubject: Fwd: suspicious\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/vnd.ms-outlook; name=\"phish.msg\"\r\nContent-Disposition: attachment; filename=\"phish.msg\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+    );
+    let (container, vault) = build(raw.as_bytes());
+    check_artifacts(&container.artifacts, &vault);
+    let first_file = container
+        .artifacts
+        .iter()
+        .find(|a| a["name"] == "Vault Artifact")
+        .unwrap_or_else(|| panic!("the .msg was not vaulted"));
+    assert_eq!(first_file["cef"]["fileName"], "phish.msg");
+    assert_eq!(
+        first_file["cef"]["vaultId"],
+        Value::from(FileHashes::of(data).sha1),
+        "the first vaulted file is not the .msg"
+    );
+    if let Err(error) = &parsed
+        && soar_imap::outlook_msg::is_outlook_msg("application/vnd.ms-outlook", None, data)
+    {
+        let warning = format!("attachment phish.msg: not a readable Outlook message ({error})");
+        assert!(
+            container
+                .data
+                .parse_warnings
+                .iter()
+                .any(|w| w.starts_with(&warning)),
+            "no warning for an unreadable .msg: {:?}",
+            container.data.parse_warnings
+        );
+    }
+}
+
 fn build(raw: &[u8]) -> (Container, MemoryVault) {
     let options = BuildOptions {
         add_body_to_header_artifacts: true,

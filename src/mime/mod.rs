@@ -53,7 +53,8 @@ pub enum Event<'a> {
         /// True for `text/html`.
         html: bool,
     },
-    /// A leaf that is a file (or an attached message's `.eml`).
+    /// A leaf that is a file (or an attached message's `.eml`), or a file attached to an
+    /// Outlook message.
     Attachment(Attachment<'a>),
 }
 
@@ -66,7 +67,7 @@ pub struct Attachment<'a> {
     pub name: Option<String>,
     /// `type/subtype`, lower case; `application/octet-stream` when missing.
     pub content_type: String,
-    /// The part's own header fields.
+    /// The part's own header fields (none for a file inside an Outlook message).
     pub headers: Vec<RawHeader>,
     /// The content after transfer decoding.
     pub bytes: Cow<'a, [u8]>,

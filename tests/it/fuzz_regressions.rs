@@ -18,8 +18,9 @@ use crate::support::root;
 type Check = fn(&[u8]);
 
 /// The fuzz targets and their checks; a target with no directory has had no finding yet.
-const TARGETS: [(&str, Check); 3] = [
+const TARGETS: [(&str, Check); 4] = [
     ("email_pipeline", checks::email_pipeline),
+    ("outlook_msg", checks::outlook_msg),
     ("request", checks::request),
     ("transcript", checks::transcript),
 ];
