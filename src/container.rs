@@ -253,7 +253,7 @@ impl Collector<'_> {
             looks_like_message(headers).then(|| email_artifact(headers, None))
         };
         if let Some(artifact) = &mut artifact {
-            add_triage(artifact, headers, &hops);
+            add_triage(artifact, headers, hops);
         }
         self.open.retain(|&i| self.messages[i].depth < depth);
         self.open.push(self.messages.len());
@@ -307,7 +307,7 @@ impl Collector<'_> {
                 let hops = triage::received_chain(&headers);
                 self.scan_headers(&headers, "forwarded message header", &hops);
                 let mut artifact = email_artifact(&headers, Some(self.email_id));
-                add_triage(&mut artifact, &headers, &hops);
+                add_triage(&mut artifact, &headers, hops);
                 self.forwards.push(artifact);
             }
         }

@@ -96,7 +96,7 @@ pub fn email_artifact(headers: &[RawHeader], email_id: Option<u64>) -> Map<Strin
 /// reputation actions take it) and the whole `Received` chain (`receivedHops`), internal
 /// hops included so nothing is hidden. Each field only when it applies: an email without
 /// any keeps the reference's artifact and identifier.
-pub fn add_triage(artifact: &mut Map<String, Value>, headers: &[RawHeader], hops: &[Hop]) {
+pub fn add_triage(artifact: &mut Map<String, Value>, headers: &[RawHeader], hops: Vec<Hop>) {
     let mut fields = Map::new();
     if let Some(verdicts) = triage::email_authentication(headers) {
         fields.insert("emailAuthentication".into(), json!(verdicts));
@@ -105,21 +105,36 @@ pub fn add_triage(artifact: &mut Map<String, Value>, headers: &[RawHeader], hops
     if !mismatches.is_empty() {
         fields.insert("senderMismatch".into(), json!(mismatches));
     }
-    let originating = triage::originating_ip(hops);
+    let originating = triage::originating_ip(&hops).map(str::to_owned);
+    let typed = originating.is_some();
     if let Some(ip) = originating {
-        fields.insert("originatingIp".into(), json!(ip));
+        fields.insert("originatingIp".into(), Value::String(ip));
     }
     if !hops.is_empty() {
-        fields.insert("receivedHops".into(), json!(hops));
+        let hops = hops.into_iter().map(hop_value).collect();
+        fields.insert("receivedHops".into(), Value::Array(hops));
     }
     if let Some(Value::Object(cef)) = artifact.get_mut("cef") {
         cef.extend(fields);
     }
-    if originating.is_some()
-        && let Some(Value::Object(types)) = artifact.get_mut("cef_types")
+    if typed && let Some(Value::Object(types)) = artifact.get_mut("cef_types")
     {
         types.insert("originatingIp".into(), json!(["ip"]));
     }
+}
+
+/// A hop as JSON, its strings moved rather than copied (every Received header of every
+/// email becomes one; serializing them through serde cost a copy of each).
+fn hop_value(hop: Hop) -> Value {
+    let text = |value: Option<String>| value.map_or(Value::Null, Value::String);
+    Value::Object(Map::from_iter([
+        ("by_host".to_owned(), text(hop.by_host)),
+        ("date".to_owned(), text(hop.date)),
+        ("from_host".to_owned(), text(hop.from_host)),
+        ("from_ip".to_owned(), text(hop.from_ip)),
+        ("internal".to_owned(), Value::Bool(hop.internal)),
+        ("with".to_owned(), text(hop.with)),
+    ]))
 }
 
 static FORWARD_MARKER: LazyLock<Option<Regex>> =

@@ -4,32 +4,39 @@
 
 use serde_json::{Map, Value, json};
 
-/// `email_authentication`, `sender_mismatch`, `originating_ip` and `received_hops` of the
-/// container's root Email Artifact (null or empty when it has none), and the URL
-/// Artifacts that were unwrapped (`unwrapped_urls`) or shown as another site
-/// (`displayed_urls`). Every key is always present, so data paths hold for every email.
+/// `email_authentication`, `sender_mismatch` and `originating_ip` of the container's root
+/// Email Artifact (null or empty when it has none), and the URL Artifacts that were
+/// unwrapped (`unwrapped_urls`) or shown as another site (`displayed_urls`). Every key is
+/// always present, so data paths hold for every email. The Received hops stay on the
+/// Email Artifact: they are the evidence, not the glance.
 pub fn triage_summary(artifacts: &[Value]) -> Map<String, Value> {
-    let root = artifacts
-        .iter()
-        .find(|a| a["name"] == "Email Artifact")
-        .map(|a| &a["cef"]);
-    let field = |name: &str| root.and_then(|cef| cef.get(name)).cloned();
+    let mut root = None;
     let mut unwrapped = Vec::new();
     let mut displayed = Vec::new();
-    for cef in artifacts
-        .iter()
-        .filter(|a| a["name"] == "URL Artifact")
-        .map(|a| &a["cef"])
-    {
-        let url = &cef["requestURL"];
-        if let Some(wrapped) = cef.get("wrappedURL") {
-            unwrapped
-                .push(json!({"url": url, "wrapped_url": wrapped, "rewriter": cef["urlRewriter"]}));
-        }
-        if let Some(shown) = cef.get("displayedURL") {
-            displayed.push(json!({"url": url, "displayed": shown}));
+    // One pass, one name lookup an artifact: URL Artifacts come before the Email
+    // Artifacts, and the first Email Artifact is the root's.
+    for artifact in artifacts {
+        let cef = &artifact["cef"];
+        match artifact["name"].as_str() {
+            Some("URL Artifact") => {
+                let url = &cef["requestURL"];
+                if let Some(wrapped) = cef.get("wrappedURL") {
+                    unwrapped.push(
+                        json!({"url": url, "wrapped_url": wrapped, "rewriter": cef["urlRewriter"]}),
+                    );
+                }
+                if let Some(shown) = cef.get("displayedURL") {
+                    displayed.push(json!({"url": url, "displayed": shown}));
+                }
+            }
+            Some("Email Artifact") => {
+                root = Some(cef);
+                break;
+            }
+            _ => {}
         }
     }
+    let field = |name: &str| root.and_then(|cef| cef.get(name)).cloned();
     Map::from_iter([
         (
             "email_authentication".to_owned(),
@@ -42,10 +49,6 @@ pub fn triage_summary(artifacts: &[Value]) -> Map<String, Value> {
         (
             "originating_ip".to_owned(),
             field("originatingIp").unwrap_or(Value::Null),
-        ),
-        (
-            "received_hops".to_owned(),
-            field("receivedHops").unwrap_or_else(|| json!([])),
         ),
         ("unwrapped_urls".to_owned(), Value::Array(unwrapped)),
         ("displayed_urls".to_owned(), Value::Array(displayed)),
@@ -72,7 +75,7 @@ mod tests {
         assert_eq!(summary["originating_ip"], "203.0.113.5");
         assert_eq!(summary["email_authentication"]["verdict"], "fail");
         assert_eq!(summary["sender_mismatch"], json!(["reply_to_domain"]));
-        assert_eq!(summary["received_hops"], json!([]));
+        assert!(summary.get("received_hops").is_none());
         assert_eq!(
             summary["unwrapped_urls"],
             json!([{"url": "https://evil.example.net/",
@@ -88,7 +91,7 @@ mod tests {
     #[test]
     fn an_email_without_facts_has_every_key_empty() {
         let summary = triage_summary(&[]);
-        assert_eq!(summary.len(), 6);
+        assert_eq!(summary.len(), 5);
         assert!(summary["email_authentication"].is_null() && summary["originating_ip"].is_null());
         assert_eq!(summary["unwrapped_urls"], json!([]));
     }

@@ -44,7 +44,8 @@ type Spanned<'a> = (Lexeme<'a>, usize);
 /// boundary is a character boundary whatever the value holds.
 fn lex(value: &str) -> Vec<Spanned<'_>> {
     let bytes = value.as_bytes();
-    let mut out = Vec::new();
+    // About one lexeme per 8 bytes in real headers: sized once instead of grown 4 times.
+    let mut out = Vec::with_capacity(value.len() / 8 + 4);
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {

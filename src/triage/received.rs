@@ -145,30 +145,41 @@ fn parse(value: &str) -> Parsed {
         date,
         ..Parsed::default()
     };
-    let mut from_words: Vec<&str> = Vec::new();
+    // The first word of the from clause is its host; the rest is junk some MTAs add.
+    let mut from_word: Option<&str> = None;
     let mut from_comments: Vec<&str> = Vec::new();
-    let mut with_words: Vec<&str> = Vec::new();
-    let mut seen: Vec<Clause> = Vec::new();
+    let mut with = String::new();
+    // Clauses met so far, one bit each: a hop is parsed for every Received header of
+    // every email, so it allocates only what it keeps.
+    let mut seen = 0_u8;
+    let bit = |clause: Clause| 1_u8 << (clause as u8);
     let mut clause = Clause::Before;
     for (lexeme, _) in clauses {
         match *lexeme {
             Lexeme::Word(word) => {
                 if let Some(next) = clause_keyword(word) {
                     // A clause counts once: a second `from` or `by` is junk, not a new hop.
-                    clause = if seen.contains(&next) {
+                    clause = if seen & bit(next) != 0 {
                         Clause::Other
                     } else {
-                        seen.push(next);
+                        seen |= bit(next);
                         next
                     };
                     continue;
                 }
                 match clause {
-                    Clause::From => from_words.push(word),
+                    Clause::From => {
+                        from_word.get_or_insert(word);
+                    }
                     Clause::By if parsed.by_host.is_none() => {
                         parsed.by_host = Some(host_name(word));
                     }
-                    Clause::With => with_words.push(word),
+                    Clause::With => {
+                        if !with.is_empty() {
+                            with.push(' ');
+                        }
+                        with.push_str(word);
+                    }
                     _ => {}
                 }
             }
@@ -176,10 +187,10 @@ fn parse(value: &str) -> Parsed {
             _ => {}
         }
     }
-    parsed.has_from = seen.contains(&Clause::From);
-    parsed.with = (!with_words.is_empty()).then(|| with_words.join(" "));
+    parsed.has_from = seen & bit(Clause::From) != 0;
+    parsed.with = (!with.is_empty()).then_some(with);
 
-    let word = from_words.first().copied();
+    let word = from_word;
     parsed.reverse_dns = from_comments.first().and_then(|c| reverse_dns(c));
     parsed.from_ip = from_comments
         .iter()
@@ -209,8 +220,8 @@ fn host_name(word: &str) -> String {
 /// The words of a comment, split at white space and at the punctuation MTAs put around
 /// addresses (`[`, `]`, quotes, `<>`, `,`, `;`), with the client's HELO claims removed:
 /// `helo=name`, `HELO name`, `"EHLO name"` name what the client said, not what the server saw.
-fn observed_words(comment: &str) -> Vec<&str> {
-    let words = comment
+fn observed_words(comment: &str) -> impl Iterator<Item = &str> {
+    let mut words = comment
         .split(|c: char| {
             c.is_whitespace()
                 || matches!(
@@ -219,39 +230,37 @@ fn observed_words(comment: &str) -> Vec<&str> {
                 )
         })
         .filter(|w| !w.is_empty());
-    let mut out = Vec::new();
-    let mut skip_next = false;
-    for word in words {
-        if std::mem::take(&mut skip_next) {
-            continue;
+    std::iter::from_fn(move || {
+        while let Some(word) = words.next() {
+            // compared in place: lowercasing every word of every hop into a new string
+            // cost more than the rest of the hop's parse
+            let claim = |name: &str| {
+                word.get(..name.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(name))
+            };
+            if ["helo", "ehlo", "helo=", "ehlo="]
+                .iter()
+                .any(|w| word.eq_ignore_ascii_case(w))
+            {
+                // the claimed name follows
+                words.next();
+            } else if !(claim("helo=") || claim("ehlo=")) {
+                return Some(word);
+            }
         }
-        // compared in place: lowercasing every word of every hop into a new string cost
-        // more than the rest of the hop's parse
-        let claim = |name: &str| {
-            word.get(..name.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(name))
-        };
-        if ["helo", "ehlo", "helo=", "ehlo="]
-            .iter()
-            .any(|w| word.eq_ignore_ascii_case(w))
-        {
-            skip_next = true;
-        } else if !(claim("helo=") || claim("ehlo=")) {
-            out.push(word);
-        }
-    }
-    out
+        None
+    })
 }
 
 /// The first IP the receiving MTA wrote in a `from` comment.
 fn comment_ip(comment: &str) -> Option<IpAddr> {
-    observed_words(comment).into_iter().find_map(parse_ip)
+    observed_words(comment).find_map(parse_ip)
 }
 
 /// The reverse-DNS name Postfix, Sendmail and Gmail write first in the `from` comment
 /// (`(mail-sor-f41.google.com. [209.85.220.41])`); `unknown` and HELO names are not.
 fn reverse_dns(comment: &str) -> Option<String> {
-    let first = observed_words(comment).into_iter().next()?;
+    let first = observed_words(comment).next()?;
     looks_like_host(first).then(|| host_name(first))
 }
 
