@@ -181,17 +181,6 @@ class ArtifactCef(ActionOutput):
     emailAuthentication: Authentication | None = None
 
 
-class ReceivedHop(ActionOutput):
-    """One Received header, parsed; internal hops moved the mail inside one system."""
-
-    from_host: str | None = OutputField(cef_types=["host name"])
-    from_ip: str | None = OutputField(cef_types=["ip"])
-    by_host: str | None = OutputField(cef_types=["host name"])
-    with_: str | None = OutputField(alias="with")
-    date: str | None = OutputField()
-    internal: bool | None = OutputField()
-
-
 class UnwrappedUrl(ActionOutput):
     """A link a mail gateway rewrote: the original URL, the link as sent, and who wrapped it."""
 
@@ -229,7 +218,6 @@ class ParsedEmail(ActionOutput):
     email_authentication: Authentication | None = None
     sender_mismatch: list[str] | None = OutputField(example_values=["reply_to_domain"])
     originating_ip: str | None = OutputField(cef_types=["ip"])
-    received_hops: list[ReceivedHop] | None = None
     unwrapped_urls: list[UnwrappedUrl] | None = None
     displayed_urls: list[DisplayedUrl] | None = None
 

@@ -234,8 +234,8 @@ def test_parse_email_needs_exactly_one_source(
 def test_parse_email_gives_the_triage_at_a_glance(
     fresh_app: ModuleType, soar: Soar, tmp_path: Path
 ) -> None:
-    """A Microsoft 365 delivery of a SafeLinks-wrapped lure: the verdict, the originating
-    IP and the unwrapped link reach the action result, typed for playbooks."""
+    """A Microsoft 365 delivery and a SafeLinks-wrapped lure: the verdict, the originating
+    IP and the unwrapped link reach the action result, the hops its Email Artifact."""
     fixtures = Path(__file__).resolve().parents[3] / "fixtures" / "eml"
     raw = (fixtures / "triage" / "011-auth-m365-fail.eml").read_text()
     wrapped = (fixtures / "phishing" / "005-m365-safelinks.eml").read_text()
@@ -245,9 +245,11 @@ def test_parse_email_gives_the_triage_at_a_glance(
     parsed = result.data[0]
     assert parsed["email_authentication"]["verdict"] == "fail"
     assert parsed["originating_ip"] == "203.0.113.47"
-    hops = parsed["received_hops"]
+    email = next(a for a in parsed["artifacts"] if a["name"] == "Email Artifact")
+    hops = email["cef"]["receivedHops"]
     assert [hop["internal"] for hop in hops] == [True, True, True, False]
     assert hops[-1]["with"].startswith("Microsoft SMTP Server")
+    assert email["cef"]["originatingIp"] == parsed["originating_ip"]
     result = run_action(fresh_app, soar, "parse_email", asset, {"raw_email": wrapped}, tmp_path)
     assert result.status, result.message
     unwrapped = result.data[0]["unwrapped_urls"]
