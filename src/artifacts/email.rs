@@ -117,8 +117,7 @@ pub fn add_triage(artifact: &mut Map<String, Value>, headers: &[RawHeader], hops
     if let Some(Value::Object(cef)) = artifact.get_mut("cef") {
         cef.extend(fields);
     }
-    if typed && let Some(Value::Object(types)) = artifact.get_mut("cef_types")
-    {
+    if typed && let Some(Value::Object(types)) = artifact.get_mut("cef_types") {
         types.insert("originatingIp".into(), json!(["ip"]));
     }
 }
