@@ -33,6 +33,8 @@ const IP_HEADERS: &[&str] = &[
     "x-client-ip",
     "x-forwarded-for",
     "x-real-ip",
+    // Exchange Online's record of the client that handed it the mail.
+    "x-ms-exchange-organization-originalclientipaddress",
 ];
 /// Address headers whose domains are indicators (sender-controlled).
 const ADDRESS_HEADERS: &[&str] = &["from", "reply-to", "return-path", "sender"];
