@@ -130,20 +130,14 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
         https_proxy: https_proxy(request, env),
         key_dir: opened.as_ref().and_then(Opened::data_dir),
     };
-    let mut results: Vec<ActionResult> = request
-        .parameters
-        .iter()
-        .map(|parameter| {
-            let run = Run {
-                config: &config,
-                label,
-                env,
-                connector: &connector,
-                vault_dir: request.vault_dir.as_deref(),
-            };
-            run.one(action, parameter, opened.as_mut(), sink)
-        })
-        .collect();
+    let run = Run {
+        config: &config,
+        label,
+        env,
+        connector: &connector,
+        vault_dir: request.vault_dir.as_deref(),
+    };
+    let mut results = run.all(action, &request.parameters, opened.as_mut(), sink);
     // A replay that met a difference fails the run even where the action carried on
     // (a poll records a bad message and goes on).
     if let Err(message) = env.link.finish() {
@@ -213,6 +207,32 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Run the action for every parameter object, in order.
+    fn all(
+        &self,
+        action: Action,
+        parameters: &[Map<String, Value>],
+        mut opened: Option<&mut Opened>,
+        sink: &mut dyn FnMut(Outgoing),
+    ) -> Vec<ActionResult> {
+        if action == Action::ParseEmail {
+            // Emails are independent: built together on every core, their attachments
+            // made durable once a batch.
+            return actions::parse_email::run_all(
+                parameters,
+                self.config,
+                self.label,
+                self.env,
+                self.vault_dir,
+                sink,
+            );
+        }
+        parameters
+            .iter()
+            .map(|parameter| self.one(action, parameter, opened.as_deref_mut(), sink))
+            .collect()
+    }
+
     /// Run the action for one parameter object.
     fn one(
         &self,

@@ -350,3 +350,70 @@ fn unwritable_vault_fails_the_action_clearly() {
     let message = run.json()["message"].as_str().unwrap().to_owned();
     assert!(message.starts_with("cannot store attachment"), "{message}");
 }
+
+#[test]
+fn a_bulk_parse_built_on_every_core_answers_in_request_order_with_every_file_stored() {
+    // More emails than one batch, failures among them: each result, container and vault
+    // file must be the one the email gives on its own, in the order of the request.
+    let home = home();
+    let files = crate::support::emails_under(&root().join("fixtures/eml"));
+    let mut parameters: Vec<Value> = Vec::new();
+    for (i, file) in files.iter().cycle().take(150).enumerate() {
+        parameters.push(json!({"path": file, "id": i}));
+        if i % 37 == 0 {
+            parameters.push(json!({"path": format!("/nonexistent/{i}.eml")}));
+        }
+    }
+    let run = run_json(
+        &json!({"identifier": "parse_email", "parameters": parameters}),
+        home.path(),
+    );
+    let response = run.json();
+    let results = response["action_results"].as_array().unwrap();
+    assert_eq!(results.len(), parameters.len());
+    let containers = response["containers"].as_array().unwrap();
+    let mut next = containers.iter();
+    for (parameter, result) in parameters.iter().zip(results) {
+        assert_eq!(&result["parameter"]["path"], &parameter["path"]);
+        if parameter["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/nonexistent/")
+        {
+            assert_eq!(result["status"], "failed");
+            continue;
+        }
+        assert_eq!(result["status"], "success", "{result}");
+        let container = next.next().unwrap();
+        assert_eq!(
+            container["source_data_identifier"],
+            result["data"][0]["source_data_identifier"]
+        );
+        let id = parameter["id"].as_u64().unwrap();
+        assert!(
+            container["source_data_identifier"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(" : {id}"))
+        );
+        for artifact in container["artifacts"].as_array().unwrap() {
+            if artifact["name"] == "Vault Artifact" {
+                let sha1 = artifact["cef"]["vaultId"].as_str().unwrap();
+                let stored = home.path().join("vault").join(&sha1[..2]).join(sha1);
+                assert!(stored.is_file(), "{} missing", stored.display());
+            }
+        }
+    }
+    assert!(next.next().is_none());
+    // The same email alone gives the same container.
+    let alone = run_json(
+        &json!({"identifier": "parse_email", "parameters": [parameters[100].clone()]}),
+        home.path(),
+    )
+    .json();
+    let position = results[..100]
+        .iter()
+        .filter(|r| r["status"] == "success")
+        .count();
+    assert_eq!(alone["containers"][0], containers[position]);
+}
