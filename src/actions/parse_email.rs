@@ -22,11 +22,15 @@ use crate::{
 /// The parameters this action accepts (kept in step with app.json by a test).
 pub const PARAMETERS: &[&str] = &["path", "raw_email", "id", "folder"];
 
-/// Emails built between two vault flushes. A flush makes the batch's attachments durable
-/// at once (its fsyncs run together), where one flush per email paid a disk round trip,
-/// and a few thread starts, for every file; a batch is small enough that its containers
-/// wait in memory only briefly.
+/// Emails built between two vault flushes, at most. A flush makes the batch's attachments
+/// durable at once (its fsyncs run together), where one flush per email paid a disk round
+/// trip, and a few thread starts, for every file.
 const BATCH: usize = 64;
+
+/// Bytes of email a batch holds, about: a batch ends once its emails reach this much (one
+/// more per worker may be under way), so that a request of large emails keeps memory near
+/// one email's worth per core rather than a batch's.
+const BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// What one email gives: its container and decoded headers, or why it failed.
 type Parsed = Result<(Container, Map<String, Value>), String>;
@@ -67,8 +71,11 @@ pub fn run_all(
 ) -> Vec<ActionResult> {
     let vault = env.vault(config, vault_dir);
     let mut results = Vec::with_capacity(parameters.len());
-    for batch in parameters.chunks(BATCH) {
-        let parsed = build_batch(batch, config, label, vault.as_ref());
+    let mut rest = parameters;
+    while !rest.is_empty() {
+        let parsed = build_batch(rest, config, label, vault.as_ref(), BATCH_BYTES);
+        let (batch, after) = rest.split_at(parsed.len().clamp(1, rest.len()));
+        rest = after;
         // The response names the vault files: they are durable before it is written.
         let flushed = vault
             .as_ref()
@@ -84,48 +91,54 @@ pub fn run_all(
     results
 }
 
-/// The emails of one batch, built on one thread per core (each takes the next email when
-/// it is free, as emails differ a lot in size); results in the order of `batch`.
+/// The next batch: the emails at the head of `rest`, up to [`BATCH`] of them or about
+/// `budget` bytes ([`BATCH_BYTES`]), built on one thread per core (each takes the next email when it is
+/// free, as emails differ a lot in size). Results in the order of `rest`, at least one.
 fn build_batch(
-    batch: &[Map<String, Value>],
+    rest: &[Map<String, Value>],
     config: &Config,
     label: &str,
     vault: Result<&DirVault, &String>,
+    budget: usize,
 ) -> Vec<Parsed> {
+    let limit = rest.len().min(BATCH);
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        // Nothing claimed yet means the batch needs its first email, whatever its size.
+        while next.load(Ordering::Relaxed) == 0 || bytes.load(Ordering::Relaxed) < budget {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(parameter) = rest.get(index).filter(|_| index < limit) else {
+                break;
+            };
+            let parsed = parse_one(parameter, config, label, vault);
+            if let Ok((container, _)) = &parsed {
+                bytes.fetch_add(container.data.raw_email.len(), Ordering::Relaxed);
+            }
+            done.push((index, parsed));
+        }
+        done
+    };
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
-        .min(batch.len());
-    if workers <= 1 {
-        return batch
-            .iter()
-            .map(|parameter| parse_one(parameter, config, label, vault))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, Parsed)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(parameter) = batch.get(index) else {
-                            return done;
-                        };
-                        done.push((index, parse_one(parameter, config, label, vault)));
-                    }
-                })
-            })
-            .collect();
-        // A worker that panicked outside the pipeline's own guard loses its emails:
-        // they fail below, the others still come out.
-        workers
-            .into_iter()
-            .filter_map(|worker| worker.join().ok())
-            .collect()
-    });
-    let mut slots: Vec<Option<Parsed>> =
-        std::iter::repeat_with(|| None).take(batch.len()).collect();
+        .min(limit);
+    let done: Vec<Vec<(usize, Parsed)>> = if workers <= 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            // A worker that panicked outside the pipeline's own guard loses its emails:
+            // they fail below, the others still come out.
+            workers
+                .into_iter()
+                .filter_map(|worker| worker.join().ok())
+                .collect()
+        })
+    };
+    // Every index below this was claimed by a worker, and so built.
+    let claimed = next.load(Ordering::Relaxed).min(limit);
+    let mut slots: Vec<Option<Parsed>> = std::iter::repeat_with(|| None).take(claimed).collect();
     for (index, parsed) in done.into_iter().flatten() {
         if let Some(slot) = slots.get_mut(index) {
             *slot = Some(parsed);
@@ -287,6 +300,43 @@ mod tests {
     #[allow(clippy::needless_pass_by_value)]
     fn params(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    /// `count` emails of about `size` bytes each, as raw-text parameters.
+    fn emails(count: usize, size: usize) -> Vec<Map<String, Value>> {
+        (0..count)
+            .map(|i| {
+                let body = "x".repeat(size);
+                params(json!({"raw_email": format!("Subject: {i}\r\n\r\n{body}\r\n"), "id": i}))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_count_or_its_bytes_and_keeps_the_order() {
+        let home = tempfile::tempdir().unwrap();
+        let vault = DirVault::new(home.path());
+        let config = Config::default();
+        let built = |rest: &[Map<String, Value>], budget| {
+            build_batch(rest, &config, "email", Ok(&vault), budget)
+        };
+        let names = |parsed: &[Parsed]| -> Vec<String> {
+            parsed
+                .iter()
+                .map(|p| p.as_ref().unwrap().0.name.clone())
+                .collect()
+        };
+        // Under the byte budget, a batch is every email up to the count.
+        let all = built(&emails(BATCH + 5, 100), usize::MAX);
+        assert_eq!(all.len(), BATCH);
+        let expected: Vec<String> = (0..BATCH).map(|i| i.to_string()).collect();
+        assert_eq!(names(&all), expected);
+        // Large emails end it early: one over the budget per worker at most, never none.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let big = built(&emails(20, 10_000), 25_000);
+        assert!(big.len() >= 3 && big.len() <= 3 + cores, "{}", big.len());
+        assert_eq!(names(&big), expected[..big.len()]);
+        assert_eq!(built(&emails(3, 10_000), 0).len(), 1);
     }
 
     #[test]
