@@ -5,10 +5,11 @@
 # Environment: CORE (default 1), SEED (generator seed, default the generator's),
 #              SOAR_IMAP_CORPUS (default ../shared/corpus; skipped when absent),
 #              BASELINE_BIN (another soar-imap binary, e.g. a release build of an earlier
-#              commit: timed as `soar-imap-baseline`, like soar-imap, in the same rounds, so
-#              a change is measured against its parent under the same load),
+#              commit: timed as `soar-imap-baseline` and `soar-imap-baseline-disk`, like
+#              soar-imap and soar-imap-disk, in the same rounds, so a change is measured
+#              against its parent under the same load),
 #              TOOLS (the contenders, default "soar-imap soar-imap-disk reference
-#              eml_parser", plus soar-imap-baseline when BASELINE_BIN is set; ratios to a
+#              eml_parser", plus both baselines when BASELINE_BIN is set; ratios to a
 #              contender left out print as n/a).
 #
 # Generates the seeded corpus (benches/gen_corpus.py, 10,000 emails) into
@@ -88,10 +89,10 @@ run() { # run CORPUS TOOL ROUND
     local c=$1 tool=$2 round=$3 out=$results/last-$2-$1.out timing data status=0
     timing=$(mktemp)
     case $tool in
-        soar-imap | soar-imap-disk | soar-imap-baseline)
+        soar-imap | soar-imap-disk | soar-imap-baseline | soar-imap-baseline-disk)
             local exe=$bin
-            if [ "$tool" = soar-imap-disk ]; then data=$scratch_disk/data; else data=$scratch_tmpfs/data; fi
-            if [ "$tool" = soar-imap-baseline ]; then exe=$BASELINE_BIN; fi
+            case $tool in *-disk) data=$scratch_disk/data ;; *) data=$scratch_tmpfs/data ;; esac
+            case $tool in soar-imap-baseline*) exe=$BASELINE_BIN ;; esac
             rm -rf "$data"
             SOAR_IMAP_HOME=$data /usr/bin/time -f '%e %U %S' -o "$timing" \
                 taskset -c "$core" "$exe" --request "$lists/$c.request.json" > /dev/null 2> "$out" || status=$?
@@ -118,7 +119,7 @@ run() { # run CORPUS TOOL ROUND
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$report"
 printf 'corpus\ttool\tround\temails\twall_s\tuser_s\tsys_s\n' | tee "$log"
-read -r -a tools <<< "${TOOLS:-soar-imap soar-imap-disk reference eml_parser${BASELINE_BIN:+ soar-imap-baseline}}"
+read -r -a tools <<< "${TOOLS:-soar-imap soar-imap-disk reference eml_parser${BASELINE_BIN:+ soar-imap-baseline soar-imap-baseline-disk}}"
 for round in $(seq 1 "$rounds"); do
     for c in "${corpora[@]}"; do
         for k in "${!tools[@]}"; do
@@ -139,7 +140,7 @@ python3 - "$log" <<'PY' | tee -a "$report"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 print()
-print("| corpus | contender | emails | median wall s | emails/s (wall) | emails/s (CPU) | vs reference (wall) | vs reference (CPU) | vs eml_parser (wall) | vs soar-imap-baseline (CPU) |")
+print("| corpus | contender | emails | median wall s | emails/s (wall) | emails/s (CPU) | vs reference (wall) | vs reference (CPU) | vs eml_parser (wall) | vs its baseline (wall) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 def ratio(other, mine):
     return f"{other / max(mine, 0.01):.2f}x" if other is not None else "n/a"
@@ -152,8 +153,10 @@ for corpus in dict.fromkeys(r["corpus"] for r in rows):
         cpu = statistics.median(float(r["user_s"]) + float(r["sys_s"]) for r in runs)
         med[tool] = (n, wall, cpu)
     for tool, (n, wall, cpu) in med.items():
-        ref, eml, base = (med.get(t, (None, None, None)) for t in ("reference", "eml_parser", "soar-imap-baseline"))
+        # soar-imap-disk against soar-imap-baseline-disk, soar-imap against soar-imap-baseline
+        own_base = "soar-imap-baseline-disk" if tool.endswith("-disk") else "soar-imap-baseline"
+        ref, eml, base = (med.get(t, (None, None, None)) for t in ("reference", "eml_parser", own_base))
         print(f"| {corpus} | {tool} | {n} | {wall:.2f} | {n / wall:,.0f} | {n / max(cpu, 0.01):,.0f} "
-              f"| {ratio(ref[1], wall)} | {ratio(ref[2], cpu)} | {ratio(eml[1], wall)} | {ratio(base[2], cpu)} |")
+              f"| {ratio(ref[1], wall)} | {ratio(ref[2], cpu)} | {ratio(eml[1], wall)} | {ratio(base[1], wall)} |")
 PY
 echo "runs: $log; report: $report"
