@@ -37,9 +37,7 @@ pub(super) fn displayed_elsewhere<'t>(text: &'t str, href: &str) -> Option<&'t s
 
 /// The lowercased host of an absolute URL (no userinfo, port, brackets or root dot).
 fn host_of(url: &str) -> Option<Cow<'_, str>> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host_port, _) = super::urls::split_authority(url)?;
     let host = match host_port.strip_prefix('[') {
         Some(bracketed) => bracketed.split_once(']')?.0,
         None => host_port.split_once(':').map_or(host_port, |(h, _)| h),

@@ -192,18 +192,10 @@ fn is_path(rest: &str, path: &str) -> bool {
 /// text after the authority. The authority ends at `/`, `?`, `#` or `\`, as browsers end it,
 /// so `https://evil.com\@nam01.safelinks.protection.outlook.com/` is evil.com's.
 fn split_host(url: &str) -> Option<(&str, &str)> {
-    let after_scheme = if starts_with_ignore_case(url, "https://") {
-        "https://".len()
-    } else if starts_with_ignore_case(url, "http://") {
-        "http://".len()
-    } else {
+    if !(starts_with_ignore_case(url, "https://") || starts_with_ignore_case(url, "http://")) {
         return None;
-    };
-    let tail = url.get(after_scheme..)?;
-    let (authority, rest) = tail.split_at(tail.find(['/', '?', '#', '\\']).unwrap_or(tail.len()));
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    }
+    let (host_port, rest) = super::urls::split_authority(url)?;
     // an IPv6 literal is no gateway, and its colons are not a port
     if host_port.starts_with('[') {
         return None;

@@ -264,11 +264,7 @@ enum Host<'a> {
 /// name of two or more labels under an unlisted suffix (see `domains::is_host_name`).
 /// Single-label names other than `localhost` (`http://intranet/`) are not URLs.
 fn host_of(url: &str) -> Option<Host<'_>> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())];
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let (host_port, _) = split_authority(url)?;
     if let Some(bracketed) = host_port.strip_prefix('[') {
         let (ip, port) = bracketed.split_once(']')?;
         ip.parse::<Ipv6Addr>().ok()?;
@@ -294,6 +290,19 @@ fn host_of(url: &str) -> Option<Host<'_>> {
     } else {
         Some(Host::Unlisted)
     }
+}
+
+/// The `host[:port]` of `scheme://[userinfo@]host[:port]...` (the userinfo dropped) and the
+/// text after the authority. The authority ends at `/`, `?`, `#` or `\`, as browsers end
+/// it, so `https://evil.example\@gateway.example/` is evil.example's: the one reading of a
+/// URL's host that validation, unwrapping and the link-text check share.
+pub(super) fn split_authority(url: &str) -> Option<(&str, &str)> {
+    let (_, tail) = url.split_once("://")?;
+    let (authority, rest) = tail.split_at(tail.find(['/', '?', '#', '\\']).unwrap_or(tail.len()));
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    Some((host_port, rest))
 }
 
 fn valid_port(port: &str) -> bool {
