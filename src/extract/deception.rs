@@ -4,9 +4,7 @@
 
 use std::borrow::Cow;
 
-use psl::Psl as _;
-
-use super::domains::normalize_host;
+use super::domains::{normalize_host, registrable_domain};
 use super::starts_with_ignore_case;
 
 /// Longest link text that is looked at: a URL, not a paragraph.
@@ -50,12 +48,9 @@ fn host_of(url: &str) -> Option<Cow<'_, str>> {
 }
 
 /// The registrable domain of a host (`login.paypal.co.uk` gives `paypal.co.uk`), or the
-/// host itself for IPs and names outside the Public Suffix List.
-fn site(host: &str) -> &str {
-    psl::List
-        .domain(host.as_bytes())
-        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
-        .unwrap_or(host)
+/// host itself for IPs and single labels.
+fn site(host: &str) -> Cow<'_, str> {
+    registrable_domain(host).map_or(Cow::Borrowed(host), Cow::Owned)
 }
 
 #[cfg(test)]
@@ -75,6 +70,11 @@ mod tests {
         assert_eq!(
             displayed_elsewhere("https://bank.example.com/", "http://203.0.113.9/login"),
             Some("https://bank.example.com/")
+        );
+        // an IP is its own site: the list's default rule would make `0.5` of both
+        assert_eq!(
+            displayed_elsewhere("http://10.1.0.5/", "http://10.2.0.5/x"),
+            Some("http://10.1.0.5/")
         );
     }
 

@@ -97,6 +97,22 @@ fn is_tld_shaped(label: &str) -> bool {
     label.bytes().all(|b| b.is_ascii_lowercase()) || label.starts_with("xn--") || !label.is_ascii()
 }
 
+/// The registrable domain of a host name (`mail.evil.co.uk` gives `evil.co.uk`), lowercased,
+/// after dropping `[...]` and one root dot; `None` for IP literals and names the Public Suffix
+/// List cannot split (single labels such as `localhost`).
+///
+/// Names under a suffix the list does not know still get one (its default `*` rule), so an
+/// invented or internal TLD compares like any other.
+pub(crate) fn registrable_domain(host: &str) -> Option<String> {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() || host.contains(':') {
+        return None;
+    }
+    // hop hosts come lowercased already: copied only when there is something to fold
+    psl::domain_str(&lowercase(host)).map(str::to_owned)
+}
+
 /// A character allowed in a (lowercased) label: LDH for ASCII, and for IDN any non-ASCII
 /// character that is not space, control or punctuation. Combining marks must pass, so a
 /// positive Unicode-letter test would reject valid Indic or Thai names.
@@ -235,6 +251,22 @@ mod tests {
         let mut out = BTreeSet::new();
         scan_defanged_words(&r.text, &r.dot_marks, &mut out);
         out.into_iter().collect()
+    }
+
+    #[test]
+    fn registrable_domains_follow_the_public_suffix_list() {
+        assert_eq!(
+            registrable_domain("Mail.Evil.CO.UK.").as_deref(),
+            Some("evil.co.uk")
+        );
+        assert_eq!(
+            registrable_domain("BN8NAM12FT066.mail.protection.outlook.com").as_deref(),
+            Some("outlook.com")
+        );
+        assert_eq!(registrable_domain("localhost"), None);
+        assert_eq!(registrable_domain("[192.0.2.1]"), None);
+        assert_eq!(registrable_domain("2603:10b6:5:1b4::23"), None);
+        assert_eq!(registrable_domain(""), None);
     }
 
     #[test]

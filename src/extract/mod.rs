@@ -34,6 +34,7 @@ use std::sync::LazyLock;
 use regex::{Match, Regex};
 
 pub use domains::domain_of_address;
+pub(crate) use domains::registrable_domain;
 pub use headers::{scan_ip_header, scan_received_from};
 pub use html::scan_html;
 

@@ -131,27 +131,6 @@ fn quoted_end(bytes: &[u8], start: usize) -> usize {
     bytes.len()
 }
 
-/// The registrable domain of a host name (`mail.evil.co.uk` gives `evil.co.uk`), lowercased,
-/// after dropping `[...]` and one root dot; `None` for IP literals and names the Public Suffix
-/// List cannot split (single labels such as `localhost`).
-///
-/// Names under a suffix the list does not know still get one (its default `*` rule), so an
-/// invented or internal TLD compares like any other.
-fn registrable_domain(host: &str) -> Option<String> {
-    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() || host.contains(':') {
-        return None;
-    }
-    // hop hosts come lowercased already: copy only when there is something to fold
-    let host = if host.chars().any(char::is_uppercase) {
-        std::borrow::Cow::Owned(host.to_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(host)
-    };
-    psl::domain_str(&host).map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,21 +339,5 @@ mod tests {
         for (name, promise) in &PROMISES {
             check(name, promise);
         }
-    }
-
-    #[test]
-    fn registrable_domains_follow_the_public_suffix_list() {
-        assert_eq!(
-            registrable_domain("Mail.Evil.CO.UK.").as_deref(),
-            Some("evil.co.uk")
-        );
-        assert_eq!(
-            registrable_domain("BN8NAM12FT066.mail.protection.outlook.com").as_deref(),
-            Some("outlook.com")
-        );
-        assert_eq!(registrable_domain("localhost"), None);
-        assert_eq!(registrable_domain("[192.0.2.1]"), None);
-        assert_eq!(registrable_domain("2603:10b6:5:1b4::23"), None);
-        assert_eq!(registrable_domain(""), None);
     }
 }

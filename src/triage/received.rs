@@ -12,7 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use super::{Lexeme, lex, registrable_domain};
+use super::{Lexeme, lex};
+use crate::extract::registrable_domain;
 use crate::mime::RawHeader;
 
 /// One `Received` header, parsed.

@@ -5,8 +5,8 @@
 //! `billing.example.co.uk` and `mail.example.co.uk` are the same sender, `example.co.uk` and
 //! `example-support.co.uk` are not.
 
-use super::registrable_domain;
 use crate::artifacts::email::header_value;
+use crate::extract::registrable_domain;
 use crate::mime::{RawHeader, headers::decode_words};
 
 /// The sender tricks a header block shows, in this order, each at most once:
