@@ -2,7 +2,6 @@
 
 use std::{collections::HashMap, sync::LazyLock};
 
-use mail_parser::MessageParser;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
@@ -153,18 +152,7 @@ pub fn inline_forward(text: &str) -> Option<Vec<RawHeader>> {
         None => return None,
     };
     let rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
-    let block_end = rest
-        .find("\n\n")
-        .or_else(|| rest.find("\r\n\r\n"))
-        .unwrap_or(rest.len());
-    let block = &rest[..block_end];
-    let mut bytes = block
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n")
-        .into_bytes();
-    bytes.extend_from_slice(b"\r\n\r\n");
-    let message = MessageParser::default().parse_headers(&bytes)?;
-    let headers = crate::mime::headers::raw_headers(&message.root_part().headers, &bytes);
+    let headers = crate::mime::headers::header_block(rest);
     looks_like_message(&headers).then_some(headers)
 }
 

@@ -36,6 +36,22 @@ pub fn raw_headers(headers: &[Header<'_>], raw: &[u8]) -> Vec<RawHeader> {
         .collect()
 }
 
+/// The fields of a header block written as text (an inline-forwarded message's, an
+/// Outlook message's transport headers): its lines up to the first empty one, with any
+/// line ends, read as a message's header block is.
+pub fn header_block(text: &str) -> Vec<RawHeader> {
+    let mut bytes = Vec::with_capacity(text.len() + 4);
+    for line in text.lines().take_while(|line| !line.is_empty()) {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"\r\n");
+    super::structure_parser()
+        .parse_headers(&bytes)
+        .map(|message| raw_headers(&message.root_part().headers, &bytes))
+        .unwrap_or_default()
+}
+
 fn trim_line_break(mut value: &[u8]) -> &[u8] {
     while let [rest @ .., b'\r' | b'\n'] = value {
         value = rest;

@@ -264,20 +264,7 @@ fn transport_headers(block: &str) -> Vec<RawHeader> {
         Some(rest) => rest.trim_start_matches([' ', '\t', '\r', '\n']),
         None => block,
     };
-    // One header block with CRLF line ends, ended by an empty line, as in a message.
-    let mut bytes = Vec::with_capacity(block.len() + 4);
-    for line in block.lines() {
-        if line.trim().is_empty() {
-            break;
-        }
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes.extend_from_slice(b"\r\n");
-    match crate::mime::structure_parser().parse_headers(&bytes) {
-        Some(message) => crate::mime::headers::raw_headers(&message.root_part().headers, &bytes),
-        None => Vec::new(),
-    }
+    crate::mime::headers::header_block(block)
 }
 
 /// Headers made from a message's properties, for one Outlook has no transport headers for.
