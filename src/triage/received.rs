@@ -10,14 +10,12 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::Serialize;
-
 use super::{Lexeme, lex};
 use crate::extract::registrable_domain;
 use crate::mime::RawHeader;
 
 /// One `Received` header, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hop {
     /// The sending host: the `from` word, or when that is an address literal or `unknown`,
     /// the reverse-DNS name in its comment; lowercased, root dot dropped.
