@@ -11,7 +11,7 @@ use std::{
     fs::File,
     io::Write as _,
     path::{Path, PathBuf},
-    sync::{Mutex, PoisonError},
+    sync::{Mutex, OnceLock, PoisonError},
 };
 
 use tempfile::TempPath;
@@ -42,21 +42,25 @@ pub struct VaultError {
     source: std::io::Error,
 }
 
-/// Files flushed at once: enough to keep a disk's queue full, few enough not to matter.
-const FLUSH_THREADS: usize = 16;
-
 /// The on-disk vault under a data directory.
 ///
 /// Each file is written to a temporary name beside its final one and left there,
-/// unsynced, until [`Vault::flush`]: then every staged file is fsynced at once, from
-/// several threads (a disk serves concurrent fsyncs together, where one after another
-/// each waits for its own journal commit), renamed into place, and the directories
-/// holding the new names are fsynced. A poll flushes once per batch instead of paying
-/// one fsync per attachment in series. Dropped unflushed, staged files are deleted.
+/// unsynced, until [`Vault::flush`], which makes a whole batch durable at once, the way
+/// git's `core.fsyncMethod=batch` does: one `syncfs(2)` of the vault's filesystem writes
+/// every staged file's data and waits for the disk, then every file is renamed into
+/// place, then a second `syncfs` makes the new names (and any new fan-out directory)
+/// durable. Two waits on the disk per batch, whatever its number of files, where an
+/// fsync per file and per directory cost one journal commit each. The renames come
+/// after the first sync so that a final name never points at data a power cut could
+/// take: a later run trusts an existing file under its final name. Dropped unflushed,
+/// staged files are deleted.
 #[derive(Debug)]
 pub struct DirVault {
     root: PathBuf,
     staged: Mutex<Staged>,
+    /// The vault directory, opened before the first file is written: `syncfs` reports a
+    /// write-back error only to descriptors opened before it happened.
+    anchor: OnceLock<File>,
 }
 
 /// Files written but not yet flushed.
@@ -88,6 +92,7 @@ impl DirVault {
         Self {
             root,
             staged: Mutex::default(),
+            anchor: OnceLock::new(),
         }
     }
 
@@ -118,6 +123,10 @@ impl DirVault {
             }
         }
         std::fs::create_dir_all(dir)?;
+        if self.anchor.get().is_none() {
+            // Two threads may both open it; the second descriptor is simply dropped.
+            let _ = self.anchor.set(File::open(&self.root)?);
+        }
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(bytes)?;
         // Closed now: a message with thousands of attachments must not hold thousands
@@ -174,11 +183,7 @@ impl Vault for DirVault {
         if files.is_empty() {
             return Ok(());
         }
-        in_parallel(&files, |f| {
-            File::open(&f.temp)
-                .and_then(|file| file.sync_all())
-                .map_err(|source| Self::error(&f.vault_id, &f.path, source))
-        })?;
+        self.sync_contents(&files)?;
         let mut dirs = BTreeSet::new();
         for StagedFile {
             vault_id,
@@ -199,36 +204,52 @@ impl Vault for DirVault {
         // The new names are durable once their directories are, and a new directory
         // once its parent is.
         dirs.extend(parents);
-        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-        in_parallel(&dirs, |dir| {
+        self.sync_names(&dirs)
+    }
+}
+
+impl DirVault {
+    /// Make the staged files' bytes durable: one `syncfs` of the vault's filesystem.
+    #[cfg(target_os = "linux")]
+    fn sync_contents(&self, files: &[StagedFile]) -> Result<(), VaultError> {
+        self.sync_filesystem(&format!("({} files)", files.len()))
+    }
+
+    /// Make the new names durable: the same `syncfs` again, which covers every
+    /// directory the renames and new fan-out directories changed.
+    #[cfg(target_os = "linux")]
+    fn sync_names(&self, _dirs: &BTreeSet<PathBuf>) -> Result<(), VaultError> {
+        self.sync_filesystem("(their directories)")
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sync_filesystem(&self, what: &str) -> Result<(), VaultError> {
+        // Nothing written through this vault: nothing is waiting for the disk.
+        let Some(anchor) = self.anchor.get() else {
+            return Ok(());
+        };
+        rustix::fs::syncfs(anchor).map_err(|e| Self::error(what, &self.root, e.into()))
+    }
+
+    /// Elsewhere, where `syncfs` is not available: an fsync per file.
+    #[cfg(not(target_os = "linux"))]
+    fn sync_contents(&self, files: &[StagedFile]) -> Result<(), VaultError> {
+        files.iter().try_for_each(|f| {
+            File::open(&f.temp)
+                .and_then(|file| file.sync_all())
+                .map_err(|source| Self::error(&f.vault_id, &f.path, source))
+        })
+    }
+
+    /// Elsewhere: an fsync per directory that gained a name.
+    #[cfg(not(target_os = "linux"))]
+    fn sync_names(&self, dirs: &BTreeSet<PathBuf>) -> Result<(), VaultError> {
+        dirs.iter().try_for_each(|dir| {
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|source| Self::error("(directory)", dir, source))
         })
     }
-}
-
-/// Run `job` over `items` on up to [`FLUSH_THREADS`] threads; the first error wins.
-fn in_parallel<T: Sync>(
-    items: &[T],
-    job: impl Fn(&T) -> Result<(), VaultError> + Sync,
-) -> Result<(), VaultError> {
-    // One or two (a single email's file and its directory) are not worth a thread.
-    if items.len() <= 2 {
-        return items.iter().try_for_each(&job);
-    }
-    let per_thread = items.len().div_ceil(FLUSH_THREADS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(&job)))
-            .collect();
-        workers.into_iter().try_for_each(|worker| {
-            worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })
 }
 
 /// A vault in memory, for tests and for callers that only want the container.

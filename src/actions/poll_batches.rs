@@ -87,11 +87,7 @@ pub(super) fn ingest_selection(
         label: ctx.label,
         vault: ctx.vault,
     };
-    let mut fetcher = Fetcher {
-        session,
-        max_email_size_mb: ctx.config.max_email_size_mb,
-        sizes: HashMap::new(),
-    };
+    let mut fetcher = Fetcher::new(session, ctx.config.max_email_size_mb);
     let (store, vault) = (&mut *ctx.store, ctx.vault);
     std::thread::scope(|scope| {
         let pool = BuildPool::start(scope, builder, &ctx.config.folder);
@@ -402,43 +398,69 @@ struct Batch<'p> {
     fetched: Fetched,
 }
 
-/// Fetches a poll's batches over its session, with the sizes of the UIDs ahead.
+/// Fetches a poll's batches over its session, a page of UIDs at a time: one size probe
+/// for [`PROBE_UIDS`] UIDs, one `UID FETCH` of the header blocks of the page's oversize
+/// mail (when it has any), and one `UID FETCH` of its other messages (up to
+/// [`STRETCH_BYTES`] of them at a time), read a batch at a time as the poll needs them.
+/// A page of twenty batches costs three round trips, not one or two per batch, and the
+/// server sends the next batch while this one is built and committed; what is not read
+/// yet waits in the connection, held back by TCP, not in memory.
 struct Fetcher<'s> {
     session: &'s mut dyn MailSession,
     max_email_size_mb: u64,
-    /// `RFC822.SIZE` of UIDs probed and not fetched yet; `None`: expunged since.
+    /// `RFC822.SIZE` of UIDs probed and not taken yet; `None`: expunged since.
     sizes: HashMap<u32, Option<u64>>,
+    /// Messages that came before their batch was taken: the header blocks of oversize
+    /// mail, and whole messages a server sends out of UID order (bounded by a stretch).
+    arrived: HashMap<u32, (FetchedMessage, bool)>,
+    /// The UIDs of the fetch of whole messages being read that have not come yet.
+    awaited: HashSet<u32>,
+    /// Whether that fetch is still being read.
+    streaming: bool,
 }
 
-impl Fetcher<'_> {
-    /// Fetch the next batch from `rest`: up to [`BATCH_MESSAGES`] UIDs, fewer when their
-    /// sizes add up past [`BATCH_BYTES`] (one at least), so a batch is bounded in bytes
-    /// as well as in messages. Sizes are probed [`PROBE_UIDS`] at a time, so most
-    /// batches are one round trip: one `UID FETCH` of the whole messages within
-    /// `max_email_size_mb`, and one of the header blocks of the others when there are.
-    fn next<'p>(&mut self, rest: &'p [u32], tally: &mut Tally) -> Result<Batch<'p>, String> {
-        let limit = self.max_email_size_mb.saturating_mul(1024 * 1024);
-        let candidates = &rest[..rest.len().min(BATCH_MESSAGES)];
-        if candidates.iter().any(|uid| !self.sizes.contains_key(uid)) {
-            let ahead = &rest[..rest.len().min(PROBE_UIDS)];
-            let probed: HashMap<u32, u32> = self
-                .session
-                .fetch_sizes(ahead)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .collect();
-            for uid in ahead {
-                let size = probed.get(uid).map(|&s| u64::from(s));
-                self.sizes.insert(*uid, size);
-            }
+/// Bytes of whole messages asked for in one `UID FETCH`: a server that answers out of
+/// UID order makes the poll hold at most this much ahead of its batch.
+const STRETCH_BYTES: u64 = 32 * 1024 * 1024;
+
+impl<'s> Fetcher<'s> {
+    fn new(session: &'s mut dyn MailSession, max_email_size_mb: u64) -> Self {
+        Self {
+            session,
+            max_email_size_mb,
+            sizes: HashMap::new(),
+            arrived: HashMap::new(),
+            awaited: HashSet::new(),
+            streaming: false,
         }
-        let size_of = |uid: &u32| self.sizes.get(uid).copied().flatten();
+    }
+
+    fn limit(&self) -> u64 {
+        self.max_email_size_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The next batch from `rest`: up to [`BATCH_MESSAGES`] UIDs, fewer when their sizes
+    /// add up past [`BATCH_BYTES`] (one at least) or the page ends, so a batch is
+    /// bounded in bytes as well as in messages.
+    fn next<'p>(&mut self, rest: &'p [u32], tally: &mut Tally) -> Result<Batch<'p>, String> {
+        let limit = self.limit();
+        if rest
+            .first()
+            .is_some_and(|uid| !self.sizes.contains_key(uid))
+        {
+            self.start_page(&rest[..rest.len().min(PROBE_UIDS)], tally)?;
+        }
+        let candidates = &rest[..rest.len().min(BATCH_MESSAGES)];
         let mut taken = 0;
         let mut bytes = 0u64;
         for uid in candidates {
+            // A UID past the page waits for the next one.
+            let Some(size) = self.sizes.get(uid) else {
+                break;
+            };
             // Only headers of an oversized message are fetched; an expunged one is
             // nothing.
-            let size = size_of(uid).filter(|&s| s <= limit).unwrap_or(0);
+            let size = size.filter(|&s| s <= limit).unwrap_or(0);
             if taken > 0 && bytes + size > BATCH_BYTES {
                 break;
             }
@@ -446,38 +468,311 @@ impl Fetcher<'_> {
             taken += 1;
         }
         let uids = &candidates[..taken];
-        let (whole, headers): (Vec<u32>, Vec<u32>) = uids
-            .iter()
-            .filter(|uid| size_of(uid).is_some())
-            .partition(|uid| size_of(uid).is_some_and(|s| s <= limit));
-        let sizes: HashMap<u32, u64> = uids
-            .iter()
-            .filter_map(|uid| Some((*uid, self.sizes.remove(uid).flatten()?)))
-            .collect();
         let mut fetched = Vec::with_capacity(uids.len());
-        if !whole.is_empty() {
-            for m in self
-                .session
-                .fetch_messages(&whole)
-                .map_err(|e| e.to_string())?
-            {
-                tally.bytes += m.raw.len() as u64;
-                fetched.push((m, false));
+        for (at, uid) in uids.iter().enumerate() {
+            let Some(size) = self.sizes.get(uid).copied().flatten() else {
+                self.sizes.remove(uid);
+                continue; // expunged before the probe
+            };
+            if let Some(message) = self.arrived.remove(uid) {
+                fetched.push(message);
+            } else if size <= limit {
+                if !self.awaited.contains(uid) {
+                    self.start_stretch(&rest[at..], tally)?;
+                }
+                if let Some(message) = self.await_message(*uid, tally)? {
+                    fetched.push((message, false));
+                }
             }
+            // Otherwise it was expunged since: it did not come.
+            self.sizes.remove(uid);
         }
-        if !headers.is_empty() {
+        Ok(Batch { uids, fetched })
+    }
+
+    /// Probe the sizes of a page of UIDs and fetch the header blocks of its oversize
+    /// mail.
+    fn start_page(&mut self, page: &[u32], tally: &mut Tally) -> Result<(), String> {
+        self.finish_stretch(tally)?;
+        let probed: HashMap<u32, u32> = self
+            .session
+            .fetch_sizes(page)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let limit = self.limit();
+        let mut oversize = Vec::new();
+        for uid in page {
+            let size = probed.get(uid).map(|&s| u64::from(s));
+            if size.is_some_and(|s| s > limit) {
+                oversize.push(*uid);
+            }
+            self.sizes.insert(*uid, size);
+        }
+        if !oversize.is_empty() {
             for mut m in self
                 .session
-                .fetch_headers(&headers)
+                .fetch_headers(&oversize)
                 .map_err(|e| e.to_string())?
             {
-                if let Some(&size) = sizes.get(&m.uid) {
+                if let Some(&Some(size)) = self.sizes.get(&m.uid) {
                     m.size = u32::try_from(size).unwrap_or(u32::MAX);
                 }
                 tally.bytes += m.raw.len() as u64;
-                fetched.push((m, true));
+                self.arrived.insert(m.uid, (m, true));
             }
         }
-        Ok(Batch { uids, fetched })
+        Ok(())
+    }
+
+    /// Ask for the whole messages of `rest` from its first UID on, as far as the page's
+    /// probed sizes go and up to [`STRETCH_BYTES`] (one message at least).
+    fn start_stretch(&mut self, rest: &[u32], tally: &mut Tally) -> Result<(), String> {
+        self.finish_stretch(tally)?;
+        let limit = self.limit();
+        let mut stretch = Vec::new();
+        let mut bytes = 0u64;
+        for uid in rest {
+            let Some(size) = self.sizes.get(uid) else {
+                break;
+            };
+            let Some(size) = size.filter(|&s| s <= limit) else {
+                continue;
+            };
+            if !stretch.is_empty() && bytes + size > STRETCH_BYTES {
+                break;
+            }
+            bytes += size;
+            stretch.push(*uid);
+        }
+        self.session
+            .start_messages(&stretch)
+            .map_err(|e| e.to_string())?;
+        self.awaited = stretch.into_iter().collect();
+        self.streaming = true;
+        Ok(())
+    }
+
+    /// Read the fetch under way until `uid` comes, keeping messages that come before it;
+    /// `None` once the answer is complete without it (expunged since the probe).
+    fn await_message(
+        &mut self,
+        uid: u32,
+        tally: &mut Tally,
+    ) -> Result<Option<FetchedMessage>, String> {
+        while self.streaming && self.awaited.contains(&uid) {
+            match self.session.next_message().map_err(|e| e.to_string())? {
+                Some(message) => {
+                    tally.bytes += message.raw.len() as u64;
+                    self.awaited.remove(&message.uid);
+                    if message.uid == uid {
+                        return Ok(Some(message));
+                    }
+                    self.arrived.insert(message.uid, (message, false));
+                }
+                None => self.streaming = false,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Read the rest of the fetch under way, if any, before the next command.
+    fn finish_stretch(&mut self, tally: &mut Tally) -> Result<(), String> {
+        while self.streaming {
+            match self.session.next_message().map_err(|e| e.to_string())? {
+                Some(message) => {
+                    tally.bytes += message.raw.len() as u64;
+                    self.awaited.remove(&message.uid);
+                    self.arrived.insert(message.uid, (message, false));
+                }
+                None => self.streaming = false,
+            }
+        }
+        self.awaited.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::{FolderStatus, ImapError};
+
+    /// A mailbox of `(uid, size)` messages that counts the commands it answers, and
+    /// can send its answers in any order.
+    #[derive(Default)]
+    struct Counting {
+        mailbox: Vec<(u32, usize)>,
+        reversed: bool,
+        probes: usize,
+        fetches: Vec<Vec<u32>>,
+        headers: Vec<Vec<u32>>,
+        answer: Vec<FetchedMessage>,
+    }
+
+    impl Counting {
+        fn message(&self, uid: u32, header_only: bool) -> Option<FetchedMessage> {
+            let &(uid, size) = self.mailbox.iter().find(|(u, _)| *u == uid)?;
+            Some(FetchedMessage {
+                uid,
+                size: u32::try_from(size).unwrap(),
+                raw: vec![b'x'; if header_only { 10 } else { size }],
+            })
+        }
+    }
+
+    impl MailSession for Counting {
+        fn capabilities(&mut self) -> Result<Vec<String>, ImapError> {
+            unimplemented!()
+        }
+        fn list_folders(&mut self) -> Result<Vec<String>, ImapError> {
+            unimplemented!()
+        }
+        fn examine(&mut self, _: &str) -> Result<FolderStatus, ImapError> {
+            unimplemented!()
+        }
+        fn search_uids(&mut self, _: u32, _: u32) -> Result<Vec<u32>, ImapError> {
+            unimplemented!()
+        }
+        fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+            assert!(self.answer.is_empty(), "a command in the middle of a fetch");
+            self.probes += 1;
+            Ok(uids
+                .iter()
+                .filter_map(|&uid| self.message(uid, false))
+                .map(|m| (m.uid, m.size))
+                .collect())
+        }
+        fn start_messages(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+            assert!(self.answer.is_empty(), "a command in the middle of a fetch");
+            self.fetches.push(uids.to_vec());
+            let mut answer: Vec<FetchedMessage> = uids
+                .iter()
+                .filter_map(|&uid| self.message(uid, false))
+                .collect();
+            // Popped from the back.
+            if !self.reversed {
+                answer.reverse();
+            }
+            self.answer = answer;
+            Ok(())
+        }
+        fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
+            Ok(self.answer.pop())
+        }
+        fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            assert!(self.answer.is_empty(), "a command in the middle of a fetch");
+            self.headers.push(uids.to_vec());
+            Ok(uids
+                .iter()
+                .filter_map(|&uid| self.message(uid, true))
+                .collect())
+        }
+        fn logout(&mut self) -> Result<(), ImapError> {
+            unimplemented!()
+        }
+    }
+
+    /// A message fetched for a batch: its UID, its byte count, whether only its header
+    /// block was fetched (oversize).
+    type Got = (u32, usize, bool);
+
+    /// Every batch of `uids` over `session`: its UIDs, and what was fetched for it.
+    fn batches(session: &mut Counting, uids: &[u32]) -> Vec<(Vec<u32>, Vec<Got>)> {
+        let mut fetcher = Fetcher::new(session, 25);
+        let mut tally = Tally::default();
+        let mut rest = uids;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let Batch { uids, fetched } = fetcher.next(rest, &mut tally).unwrap();
+            assert!(!uids.is_empty());
+            // Nothing is read ahead of its batch from a server that answers in order.
+            rest = &rest[uids.len()..];
+            let got = fetched
+                .iter()
+                .map(|(m, oversize)| (m.uid, m.raw.len(), *oversize))
+                .collect();
+            out.push((uids.to_vec(), got));
+        }
+        out
+    }
+
+    #[test]
+    fn a_page_of_batches_is_one_probe_and_one_fetch() {
+        let mut session = Counting {
+            mailbox: (1..=2500).map(|uid| (uid, 1000)).collect(),
+            ..Counting::default()
+        };
+        let uids: Vec<u32> = (1..=2500).collect();
+        let batches = batches(&mut session, &uids);
+        // 50 per batch, with a page ending every 1,000 UIDs.
+        assert_eq!(batches.len(), 50);
+        assert!(
+            batches
+                .iter()
+                .all(|(uids, fetched)| uids.len() == 50 && fetched.len() == 50)
+        );
+        assert_eq!(session.probes, 3);
+        let fetched: Vec<usize> = session.fetches.iter().map(Vec::len).collect();
+        assert_eq!(fetched, [1000, 1000, 500]);
+        let all: Vec<u32> = batches
+            .iter()
+            .flat_map(|(_, f)| f.iter().map(|m| m.0))
+            .collect();
+        assert_eq!(all, uids);
+    }
+
+    #[test]
+    fn a_batch_of_large_mail_is_bounded_in_bytes_not_only_in_messages() {
+        // 12 emails of 3 MiB: a batch of 50 messages would hold all 36 MiB at once.
+        let mut session = Counting {
+            mailbox: (1..=12).map(|uid| (uid, 3 << 20)).collect(),
+            ..Counting::default()
+        };
+        let uids: Vec<u32> = (1..=12).collect();
+        let batches = batches(&mut session, &uids);
+        let sizes: Vec<usize> = batches
+            .iter()
+            .map(|(_, f)| f.iter().map(|m| m.1).sum())
+            .collect();
+        assert_eq!(sizes, [15 << 20, 15 << 20, 6 << 20]);
+        // Two fetches, the first stopping at 32 MiB.
+        let fetched: Vec<usize> = session.fetches.iter().map(Vec::len).collect();
+        assert_eq!(fetched, [10, 2]);
+    }
+
+    #[test]
+    fn expunged_mail_oversize_mail_and_any_answer_order_lose_nothing() {
+        // 1-100; 7 expunged before the probe (absent), 30 and 31 over the 25 MB limit.
+        let mut mailbox: Vec<(u32, usize)> =
+            (1..=100).filter(|&u| u != 7).map(|u| (u, 500)).collect();
+        for m in &mut mailbox {
+            if m.0 == 30 || m.0 == 31 {
+                m.1 = 26 << 20;
+            }
+        }
+        for reversed in [false, true] {
+            let mut session = Counting {
+                mailbox: mailbox.clone(),
+                reversed,
+                ..Counting::default()
+            };
+            let uids: Vec<u32> = (1..=100).collect();
+            let batches = batches(&mut session, &uids);
+            let taken: Vec<u32> = batches.iter().flat_map(|(u, _)| u.clone()).collect();
+            assert_eq!(taken, uids);
+            let mut fetched: Vec<(u32, usize, bool)> =
+                batches.into_iter().flat_map(|(_, f)| f).collect();
+            fetched.sort_unstable();
+            assert_eq!(fetched.len(), 99, "all but the expunged one");
+            assert!(fetched.iter().all(|m| m.0 != 7));
+            for m in &fetched {
+                let oversize = m.0 == 30 || m.0 == 31;
+                assert_eq!(m.2, oversize, "{m:?}");
+                assert_eq!(m.1, if oversize { 10 } else { 500 }, "{m:?}");
+            }
+            assert_eq!(session.headers, [vec![30, 31]]);
+            assert_eq!(session.fetches.len(), 1);
+        }
     }
 }

@@ -78,62 +78,98 @@ pub fn uid_fetch<S: Read + Write>(
     uid_set: &str,
     query: &str,
 ) -> Result<Vec<Fetched>, Failure> {
-    session
-        .run_command(format!("UID FETCH {uid_set} {query}"))
-        .map_err(Failure::Imap)?;
-    read_answer(feed)
+    let mut answer = Answer::start(session, feed, uid_set, query)?;
+    let mut fetched = Vec::new();
+    while let Some(one) = answer.next(feed)? {
+        fetched.push(one);
+    }
+    Ok(fetched)
 }
 
-/// Read responses up to the tagged one, as `Connection::read_response` and then
-/// `Fetches::parse` do: the tagged status decides first, then any answer that is neither
-/// a FETCH nor one the crate accepts as unsolicited fails the command.
-fn read_answer<S: Read>(feed: &Feed<S>) -> Result<Vec<Fetched>, Failure> {
-    let expect = feed.last_tag();
-    let mut fetched = Vec::new();
-    let mut unexpected = None;
-    let mut response = Vec::new();
-    loop {
-        read_response(feed, &mut response)?;
-        // `read_response` returns only what parses.
-        let Ok((_, parsed)) = imap_proto::parser::parse_response(&response) else {
-            return Err(Failure::Bye(NO_EXPLANATION.to_owned()));
-        };
-        match parsed {
-            Response::Done {
-                tag,
-                status,
-                information,
-                ..
-            } => {
-                if let Some(expect) =
-                    expect.filter(|e| tag.as_bytes() != format!("a{e}").as_bytes())
-                {
-                    // The crate's reading of the tag it did not expect.
-                    let actual = tag.0.trim_start_matches('a').parse::<u32>();
-                    let actual = actual.map_err(|_| tag.as_bytes().to_vec());
-                    return Err(Failure::TagMismatch { expect, actual });
+/// The answer to a `UID FETCH` being read, a `FETCH` response at a time: the messages of
+/// a large fetch are taken as they arrive, while the rest of the answer waits in the
+/// connection (the server is held back by TCP, not by anything kept in memory here).
+///
+/// It reads as `Connection::read_response` and then `Fetches::parse` do: the tagged
+/// status decides, and any answer that is neither a FETCH nor one the crate accepts as
+/// unsolicited fails the command, once the tagged answer is in. Until [`Answer::next`]
+/// has returned `None` or an error, no other command may be sent on the connection.
+#[derive(Debug)]
+pub struct Answer {
+    expect: Option<u32>,
+    unexpected: Option<::imap::Error>,
+    response: Vec<u8>,
+}
+
+impl Answer {
+    /// Send `UID FETCH <uid_set> <query>` through the crate (which numbers the tag).
+    pub fn start<S: Read + Write>(
+        session: &mut ::imap::Session<Feed<S>>,
+        feed: &Feed<S>,
+        uid_set: &str,
+        query: &str,
+    ) -> Result<Self, Failure> {
+        session
+            .run_command(format!("UID FETCH {uid_set} {query}"))
+            .map_err(Failure::Imap)?;
+        Ok(Self {
+            expect: feed.last_tag(),
+            unexpected: None,
+            response: Vec::new(),
+        })
+    }
+
+    /// The next `FETCH` response, or `None` once the tagged `OK` has come.
+    pub fn next<S: Read>(&mut self, feed: &Feed<S>) -> Result<Option<Fetched>, Failure> {
+        loop {
+            read_response(feed, &mut self.response)?;
+            // `read_response` returns only what parses.
+            let Ok((_, parsed)) = imap_proto::parser::parse_response(&self.response) else {
+                return Err(Failure::Bye(NO_EXPLANATION.to_owned()));
+            };
+            match parsed {
+                Response::Done {
+                    tag,
+                    status,
+                    information,
+                    ..
+                } => {
+                    if let Some(expect) = self
+                        .expect
+                        .filter(|e| tag.as_bytes() != format!("a{e}").as_bytes())
+                    {
+                        // The crate's reading of the tag it did not expect.
+                        let actual = tag.0.trim_start_matches('a').parse::<u32>();
+                        let actual = actual.map_err(|_| tag.as_bytes().to_vec());
+                        return Err(Failure::TagMismatch { expect, actual });
+                    }
+                    let words = || {
+                        information
+                            .map_or_else(|| NO_EXPLANATION.to_owned(), std::borrow::Cow::into_owned)
+                    };
+                    return match status {
+                        Status::Ok => self
+                            .unexpected
+                            .take()
+                            .map_or(Ok(None), |e| Err(Failure::Imap(e))),
+                        Status::No => Err(Failure::No(words())),
+                        Status::Bad => Err(Failure::Bad(words())),
+                        Status::Bye => Err(Failure::Bye(words())),
+                        // A tagged PREAUTH: what the crate makes of a status it does not
+                        // expect.
+                        Status::PreAuth => Err(Failure::Imap(::imap::Error::Parse(
+                            ::imap::error::ParseError::Invalid(std::mem::take(&mut self.response)),
+                        ))),
+                    };
                 }
-                let words = || {
-                    information
-                        .map_or_else(|| NO_EXPLANATION.to_owned(), std::borrow::Cow::into_owned)
-                };
-                return match status {
-                    Status::Ok => unexpected.map_or(Ok(fetched), |e| Err(Failure::Imap(e))),
-                    Status::No => Err(Failure::No(words())),
-                    Status::Bad => Err(Failure::Bad(words())),
-                    Status::Bye => Err(Failure::Bye(words())),
-                    // A tagged PREAUTH: what the crate makes of a status it does not expect.
-                    Status::PreAuth => Err(Failure::Imap(::imap::Error::Parse(
-                        ::imap::error::ParseError::Invalid(response),
-                    ))),
-                };
-            }
-            Response::Fetch(_, attributes) => fetched.push(describe(&attributes)),
-            other => {
-                // Unsolicited EXISTS, EXPUNGE, OK... are what the crate queues; others it
-                // fails with, after the tagged answer.
-                if let Err(other) = ::imap::types::UnsolicitedResponse::try_from(other) {
-                    unexpected.get_or_insert_with(|| ::imap::Error::from(other));
+                Response::Fetch(_, attributes) => return Ok(Some(describe(&attributes))),
+                other => {
+                    // Unsolicited EXISTS, EXPUNGE, OK... are what the crate queues;
+                    // others it fails with, after the tagged answer.
+                    if let Err(other) = ::imap::types::UnsolicitedResponse::try_from(other) {
+                        self.unexpected
+                            .get_or_insert_with(|| ::imap::Error::from(other));
+                    }
                 }
             }
         }

@@ -134,9 +134,27 @@ pub trait MailSession {
     /// `UID FETCH <set> (UID RFC822.SIZE)`: sizes, to keep oversize mail from being
     /// downloaded.
     fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError>;
-    /// One `UID FETCH <set> (UID RFC822.SIZE BODY.PEEK[])` for the whole batch; PEEK so
-    /// nothing is marked read. UIDs the server no longer has are simply absent.
-    fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError>;
+    /// Send one `UID FETCH <set> (UID RFC822.SIZE BODY.PEEK[])` for these UIDs (PEEK, so
+    /// nothing is marked read), whose messages are then read one at a time with
+    /// [`MailSession::next_message`]: many messages cost one round trip, and what is not
+    /// read yet waits in the connection, not in memory. Any other command first reads
+    /// the rest of the answer.
+    fn start_messages(&mut self, uids: &[u32]) -> Result<(), ImapError>;
+    /// The next message of the fetch started last, in the order the server sends them
+    /// (each UID asked for at most once), or `None` once the answer is complete. UIDs
+    /// the server no longer has never come.
+    fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError>;
+    /// The whole messages with these UIDs, in UID order: [`MailSession::start_messages`]
+    /// read to the end.
+    fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+        self.start_messages(uids)?;
+        let mut messages = Vec::new();
+        while let Some(message) = self.next_message()? {
+            messages.push(message);
+        }
+        messages.sort_by_key(|m| m.uid);
+        Ok(messages)
+    }
     /// The header blocks only (`BODY.PEEK[HEADER]`), for oversize mail.
     fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError>;
     /// LOGOUT.
@@ -213,6 +231,16 @@ impl<S: Read + Write> Client<S> {
 pub struct LiveSession<S: Read + Write> {
     session: ::imap::Session<Feed<S>>,
     feed: Feed<S>,
+    /// The `UID FETCH` of whole messages being read, if one is.
+    streaming: Option<Streaming>,
+}
+
+/// A `UID FETCH` of whole messages read a message at a time.
+struct Streaming {
+    answer: fetch::Answer,
+    /// The UIDs asked for and not received yet: a UID the server sends twice, or one
+    /// not asked for, is not handed on.
+    awaited: std::collections::HashSet<u32>,
 }
 
 impl<S: Read + Write> std::fmt::Debug for LiveSession<S> {
@@ -228,6 +256,7 @@ impl<S: Read + Write> LiveSession<S> {
             Ok(session) => Ok(Self {
                 session,
                 feed: client.feed,
+                streaming: None,
             }),
             Err((error, _client)) => Err(ImapError::Login(match &error {
                 // The crate's validation error quotes the offending character, never the
@@ -243,6 +272,7 @@ impl<S: Read + Write> LiveSession<S> {
 
 impl<S: Read + Write> MailSession for LiveSession<S> {
     fn capabilities(&mut self) -> Result<Vec<String>, ImapError> {
+        self.finish_streaming()?;
         let caps = self
             .session
             .capabilities()
@@ -260,6 +290,7 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
     }
 
     fn list_folders(&mut self) -> Result<Vec<String>, ImapError> {
+        self.finish_streaming()?;
         let names = self
             .session
             .list(Some(""), Some("*"))
@@ -271,6 +302,7 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
     }
 
     fn examine(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
+        self.finish_streaming()?;
         let mailbox = self
             .session
             .examine(wire_folder_name(folder))
@@ -283,6 +315,7 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
     }
 
     fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError> {
+        self.finish_streaming()?;
         let found = self
             .session
             .uid_search(format!("UID {from}:{to}"))
@@ -300,8 +333,45 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
         Ok(fetches.into_iter().map(|m| (m.uid, m.size)).collect())
     }
 
-    fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
-        self.fetch(uids, "(UID RFC822.SIZE BODY.PEEK[])", "fetch messages")
+    fn start_messages(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let answer = fetch::Answer::start(
+            &mut self.session,
+            &self.feed,
+            &encode_uid_set(uids),
+            "(UID RFC822.SIZE BODY.PEEK[])",
+        )
+        .map_err(|e| fetch_failed(FETCH_MESSAGES, &e))?;
+        self.streaming = Some(Streaming {
+            answer,
+            awaited: uids.iter().copied().collect(),
+        });
+        Ok(())
+    }
+
+    fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
+        while let Some(Streaming { answer, awaited }) = &mut self.streaming {
+            match answer.next(&self.feed) {
+                Ok(Some(f)) => {
+                    if let Some(uid) = f.uid.filter(|u| awaited.remove(u)) {
+                        return Ok(Some(FetchedMessage {
+                            uid,
+                            size: f.size.unwrap_or(0),
+                            raw: f.data.unwrap_or_default(),
+                        }));
+                    }
+                }
+                Ok(None) => self.streaming = None,
+                Err(e) => {
+                    self.streaming = None;
+                    return Err(fetch_failed(FETCH_MESSAGES, &e));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
@@ -313,11 +383,29 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
     }
 
     fn logout(&mut self) -> Result<(), ImapError> {
+        self.finish_streaming()?;
         self.session.logout().map_err(|e| command("log out", &e))
     }
 }
 
+/// The step named in the error of a fetch of whole messages.
+const FETCH_MESSAGES: &str = "fetch messages";
+
+fn fetch_failed(step: &str, failure: &fetch::Failure) -> ImapError {
+    ImapError::Command {
+        step: step.to_owned(),
+        reason: failure.words(),
+    }
+}
+
 impl<S: Read + Write> LiveSession<S> {
+    /// Read what is left of a fetch of whole messages, so the next command finds the
+    /// connection at its own answer; its messages are not wanted any more.
+    fn finish_streaming(&mut self) -> Result<(), ImapError> {
+        while self.next_message()?.is_some() {}
+        Ok(())
+    }
+
     /// One `UID FETCH` for the whole set. Responses may come in any attribute order and
     /// interleaved with unsolicited FETCH (flag changes) and EXISTS lines: only answers
     /// that carry a UID we asked for count.
@@ -330,11 +418,9 @@ impl<S: Read + Write> LiveSession<S> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        self.finish_streaming()?;
         let fetches = fetch::uid_fetch(&mut self.session, &self.feed, &encode_uid_set(uids), query)
-            .map_err(|e| ImapError::Command {
-                step: step.to_owned(),
-                reason: e.words(),
-            })?;
+            .map_err(|e| fetch_failed(step, &e))?;
         let mut out: Vec<FetchedMessage> = fetches
             .into_iter()
             .filter_map(|f| {
@@ -507,8 +593,11 @@ mod tests {
         fn fetch_sizes(&mut self, _: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
             Ok(Vec::new())
         }
-        fn fetch_messages(&mut self, _: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
-            Ok(Vec::new())
+        fn start_messages(&mut self, _: &[u32]) -> Result<(), ImapError> {
+            Ok(())
+        }
+        fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
+            Ok(None)
         }
         fn fetch_headers(&mut self, _: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
             Ok(Vec::new())

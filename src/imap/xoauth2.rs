@@ -111,7 +111,13 @@ pub(super) fn login<S: Read + Write>(
             "XOAUTH2".to_owned()
         };
         match client.authenticate(command, &bearer) {
-            Ok(session) => return Ok(LiveSession { session, feed }),
+            Ok(session) => {
+                return Ok(LiveSession {
+                    session,
+                    feed,
+                    streaming: None,
+                });
+            }
             Err((::imap::Error::No(no), returned)) if !refreshed => {
                 tracing::warn!(
                     "The server refused the OAuth access token ({}); getting a new one",

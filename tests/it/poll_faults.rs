@@ -368,12 +368,14 @@ fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
     assert_no_message_seen(&server, "INBOX");
 }
 
-/// A server response at least this big carries a fetch batch's messages (a batch's
-/// sizes or any other response is far smaller).
+/// A server response at least this big carries messages (the answer to a fetch of
+/// whole messages; the sizes or any other response is far smaller).
 const BATCH_RESPONSE: u64 = 20_000;
 
 /// Where the proxy drops a connection. A response ends where the client speaks again
-/// after more server bytes. Batch responses are told by their size and counted from 1:
+/// after more server bytes. Responses with messages ("batch responses": a poll streams
+/// its batches from one such answer per page of UIDs) are told by their size and
+/// counted from 1:
 /// counting all responses is not robust (under load, how many there seemed to be varied).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Cut {
@@ -588,9 +590,49 @@ fn relay(
     });
 }
 
+/// Where to cut a poll whose uncut run passed `total` server bytes, its responses
+/// ending at `ends`; and the size of the answer with the messages.
+fn cuts_through(ends: &[u64], total: u64) -> (Vec<Cut>, u64) {
+    let mut cuts = vec![
+        Cut::AfterBytes(200), // in the TLS handshake
+        Cut::AfterBytes(total / 4),
+        Cut::AfterBytes(total * 6 / 10),
+    ];
+    // The answer with the messages is the one big response. Its size varies from run
+    // to run (the number of TLS records, Dovecot's timings) by some KB under load, so
+    // the cuts are fractions of it: in the first batch (the first 50 messages are 42%
+    // of it), just past it, in the second (to 83%), in the third and near its end; and
+    // once it has arrived whole, when the client speaks again.
+    let answers: Vec<u64> = ends
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .filter(|&size| size >= BATCH_RESPONSE)
+        .collect();
+    assert_eq!(
+        answers.len(),
+        1,
+        "expected one answer with messages in {ends:?} of {total}"
+    );
+    for tenths in [2, 5, 7, 9] {
+        cuts.push(Cut::IntoBatch {
+            nth: 1,
+            bytes: answers[0] * tenths / 10,
+        });
+    }
+    cuts.extend([
+        Cut::IntoBatch {
+            nth: 1,
+            bytes: answers[0] - answers[0] / 50,
+        },
+        Cut::AfterBatch(1),
+    ]);
+    (cuts, answers[0])
+}
+
 #[test]
 fn a_connection_dropped_mid_batch_loses_and_duplicates_nothing() {
-    // Three fetch batches (50, 50, 20), so cuts fall inside and between batches.
+    // Three batches (50, 50, 20) streamed from one `UID FETCH` of all 120, so cuts
+    // fall inside each batch, near their boundaries and after the whole answer.
     const N: u32 = 120;
     let server = Dovecot::start();
     let messages: Vec<Vec<u8>> = (1..=N).map(|n| message("cut", n)).collect();
@@ -604,29 +646,7 @@ fn a_connection_dropped_mid_batch_loses_and_duplicates_nothing() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(new_uids(&response, "INBOX"), (1..=N).collect::<Vec<_>>());
     let Connection { ends, total, .. } = proxy.finished_connection();
-    let mut cuts = vec![
-        Cut::AfterBytes(200), // in the TLS handshake
-        Cut::AfterBytes(total / 4),
-        Cut::AfterBytes(total * 6 / 10),
-    ];
-    // The batch responses end at the batch boundaries. Their sizes vary from run to run
-    // (the number of TLS records, Dovecot's timings), by some KB under load, so "short
-    // of the end" is 10% short: the batch's last few messages never arrive whole.
-    let batches = ends.windows(2).map(|pair| pair[1] - pair[0]);
-    for (index, size) in batches.filter(|&size| size >= BATCH_RESPONSE).enumerate() {
-        cuts.extend([
-            Cut::IntoBatch {
-                nth: index + 1,
-                bytes: size - size / 10,
-            },
-            Cut::AfterBatch(index + 1),
-        ]);
-    }
-    assert_eq!(
-        cuts.len(),
-        9,
-        "expected three batches in {ends:?} of {total}"
-    );
+    let (cuts, answer) = cuts_through(&ends, total);
 
     for cut in cuts {
         let home = tempfile::tempdir().unwrap();
@@ -673,7 +693,11 @@ fn a_connection_dropped_mid_batch_loses_and_duplicates_nothing() {
     let home = tempfile::tempdir().unwrap();
     let mut request = request;
     request["state"] = json!({});
-    proxy.cut_next(Cut::AfterBatch(1));
+    // Just past the first batch of the answer: it is in, the rest is not.
+    proxy.cut_next(Cut::IntoBatch {
+        nth: 1,
+        bytes: answer / 2,
+    });
     let (first, response) = poll(&request, home.path());
     assert!(proxy.finished_connection().cut);
     assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
