@@ -55,8 +55,12 @@ results="$work/results.txt"
 # One scheduled poll of everything into a fresh data_dir under $1; records seconds and
 # peak RSS, and checks every message was ingested.
 soar_poll() {
-  local name=$1 data="$2/data" bin=${3:-$bench_bin}
-  rm -rf "$data"
+  local name=$1 bin=${3:-$bench_bin} data
+  # A data_dir per run, kept until the end: ext4 without a journal (target/ and /tmp on
+  # these machines) passes over recently deleted inodes when it allocates one, so
+  # deleting the last run's thousands of vault files would slow this run's (see
+  # bulk_side_by_side.sh).
+  data=$(mktemp -d "$2/data.XXXXXX")
   jq -n --argjson c "$config" --arg d "$data" '{identifier:"on_poll",config:($c + {data_dir:$d})}' > "$work/poll.json"
   local t0 t1
   t0=$(bench_now)
@@ -66,7 +70,6 @@ soar_poll() {
   got=$(jq '.action_results[0].summary.emails_ingested' "$work/poll.out")
   [[ $got == "$N" ]] || { echo "$name ingested $got of $N" >&2; tail -3 "$work/poll.err" >&2; exit 1; }
   echo "$name $(python3 -c "print(round($t1 - $t0, 3))") $(cat "$work/rss.txt")" >> "$results"
-  rm -rf "$data"
 }
 
 python_run() {

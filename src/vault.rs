@@ -121,8 +121,8 @@ impl DirVault {
             {
                 parents.push(data_dir.to_path_buf());
             }
+            std::fs::create_dir_all(dir)?;
         }
-        std::fs::create_dir_all(dir)?;
         if self.anchor.get().is_none() {
             // Two threads may both open it; the second descriptor is simply dropped.
             let _ = self.anchor.set(File::open(&self.root)?);

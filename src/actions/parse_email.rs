@@ -23,17 +23,21 @@ use crate::{
 pub const PARAMETERS: &[&str] = &["path", "raw_email", "id", "folder"];
 
 /// Emails built between two vault flushes, at most. A flush makes the batch's attachments
-/// durable at once (its fsyncs run together), where one flush per email paid a disk round
-/// trip, and a few thread starts, for every file.
+/// durable at once (two `syncfs` calls, see [`DirVault`]), where one flush per email paid
+/// a disk round trip for every file.
 const BATCH: usize = 64;
 
 /// Bytes of email a batch holds, about: a batch ends once its emails reach this much (one
 /// more per worker may be under way), so that a request of large emails keeps memory near
-/// one email's worth per core rather than a batch's.
-const BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// one email's worth per core rather than a batch's. Two batches are held at once (one
+/// built, the one before settled).
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// What one email gives: its container and decoded headers, or why it failed.
 type Parsed = Result<(Container, Map<String, Value>), String>;
+
+/// A batch built and not yet settled: its parameter objects and what each gave.
+type Built<'p> = (&'p [Map<String, Value>], Vec<Parsed>);
 
 /// Parse one email per parameter object, appending its container to `containers`; its
 /// attachments go to the request's `vault_dir`, else `data_dir/vault` ([`RunEnv::vault`]).
@@ -58,9 +62,11 @@ pub fn run(
         .unwrap_or_else(|| ActionResult::failed(echo_parameter(parameter), "no result"))
 }
 
-/// Parse every parameter object's email: built on every core, batch by batch, the vault
-/// flushed once a batch before the batch's results and containers go out, in the order
-/// of the parameters. Each email still succeeds or fails on its own.
+/// Parse every parameter object's email: built on every core, batch by batch, in the
+/// order of the parameters; each email still succeeds or fails on its own. While one
+/// batch is built, the batch before is settled on this thread: the vault flushed (its
+/// attachments durable), then its results and containers handed on, so the wait for
+/// the disk overlaps the next batch's work instead of idling every core.
 pub fn run_all(
     parameters: &[Map<String, Value>],
     config: &Config,
@@ -71,11 +77,7 @@ pub fn run_all(
 ) -> Vec<ActionResult> {
     let vault = env.vault(config, vault_dir);
     let mut results = Vec::with_capacity(parameters.len());
-    let mut rest = parameters;
-    while !rest.is_empty() {
-        let parsed = build_batch(rest, config, label, vault.as_ref(), BATCH_BYTES);
-        let (batch, after) = rest.split_at(parsed.len().clamp(1, rest.len()));
-        rest = after;
+    let mut settle = |batch: &[Map<String, Value>], parsed: Vec<Parsed>| {
         // The response names the vault files: they are durable before it is written.
         let flushed = vault
             .as_ref()
@@ -87,19 +89,36 @@ pub fn run_all(
             };
             results.push(outcome(parameter, parsed, containers));
         }
+    };
+    let mut rest = parameters;
+    let mut built: Option<Built<'_>> = None;
+    while !rest.is_empty() {
+        let parsed = build_batch(rest, config, label, vault.as_ref(), BATCH_BYTES, || {
+            if let Some((batch, parsed)) = built.take() {
+                settle(batch, parsed);
+            }
+        });
+        let (batch, after) = rest.split_at(parsed.len().clamp(1, rest.len()));
+        rest = after;
+        built = Some((batch, parsed));
+    }
+    if let Some((batch, parsed)) = built {
+        settle(batch, parsed);
     }
     results
 }
 
 /// The next batch: the emails at the head of `rest`, up to [`BATCH`] of them or about
-/// `budget` bytes ([`BATCH_BYTES`]), built on one thread per core (each takes the next email when it is
-/// free, as emails differ a lot in size). Results in the order of `rest`, at least one.
+/// `budget` bytes ([`BATCH_BYTES`]), built on one thread per core (each takes the next
+/// email when it is free, as emails differ a lot in size), while `meanwhile` runs on
+/// this thread. Results in the order of `rest`, at least one.
 fn build_batch(
     rest: &[Map<String, Value>],
     config: &Config,
     label: &str,
     vault: Result<&DirVault, &String>,
     budget: usize,
+    meanwhile: impl FnOnce(),
 ) -> Vec<Parsed> {
     let limit = rest.len().min(BATCH);
     let next = AtomicUsize::new(0);
@@ -124,10 +143,12 @@ fn build_batch(
         .map_or(1, std::num::NonZero::get)
         .min(limit);
     let done: Vec<Vec<(usize, Parsed)>> = if workers <= 1 {
+        meanwhile();
         vec![work()]
     } else {
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            meanwhile();
             // A worker that panicked outside the pipeline's own guard loses its emails:
             // they fail below, the others still come out.
             workers
@@ -318,7 +339,7 @@ mod tests {
         let vault = DirVault::new(home.path());
         let config = Config::default();
         let built = |rest: &[Map<String, Value>], budget| {
-            build_batch(rest, &config, "email", Ok(&vault), budget)
+            build_batch(rest, &config, "email", Ok(&vault), budget, || {})
         };
         let names = |parsed: &[Parsed]| -> Vec<String> {
             parsed
