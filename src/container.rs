@@ -13,7 +13,7 @@ use crate::{
         email::{add_triage, email_artifact, header_value, inline_forward, looks_like_message},
         file::{FileHashes, file_name, vault_artifact},
     },
-    extract::{self, ExtractOptions, Indicators},
+    extract::{self, Cap, ExtractOptions, Indicators},
     mime::{self, Attachment, Event, RawHeader, headers::decode_words},
     sdi::container_sdi,
     triage::{self, Hop},
@@ -25,6 +25,28 @@ pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 4 * 1024 * 1024;
 /// Each `bodyPart<k>` in an Email Artifact is cut to this many bytes (the reference put
 /// every attachment, whole, into the artifact).
 pub const MAX_BODY_PART_BYTES: usize = 1024 * 1024;
+
+/// At most this many IP, Hash, URL and Domain Artifacts per container (distinct values of
+/// the four classes together), the first found kept (the message's headers come first,
+/// then each part in order); the rest are counted in a parse warning. Email and Vault
+/// Artifacts are never left out.
+///
+/// Why a cap at all: each artifact costs about 1.6 KB while `parse email` builds the
+/// container, and 3 KB in a poll (which also serializes it for the ledger, and the state
+/// store copies that), so an email of 200,000 URLs on as many hosts (7 MB,
+/// `benches/many_urls.sh`) peaked at 667 MiB in `parse email` and 876 MiB in a poll.
+/// Why this many: the most any of the 607 emails of the shared test corpus gives is 88
+/// (the median 2), so real mail stays whole by a wide margin, while more than a few
+/// thousand is a dump no analyst or playbook walks artifact by artifact. And memory: that
+/// email's limit is 3x its size plus 64 MiB (84 MiB); with 5,000 kept it peaks at 35 MiB
+/// in `parse email` and 66 MiB in a poll, with 10,000 at 44 and 81 MiB, too close.
+pub const MAX_INDICATOR_ARTIFACTS: usize = 5_000;
+
+/// At most this many warnings about malformed wrapped links per container, the first
+/// found kept; the rest are counted in one more warning. Each names one link: an email of
+/// 120,000 malformed Safe Links (7.4 MB) held as many warnings, and peaked at 271 MiB in
+/// `parse email` with its URL Artifacts; with both caps, 38 MiB.
+pub const MAX_LINK_WARNINGS: usize = 100;
 
 /// Headers whose value is a client or relay IP address.
 const IP_HEADERS: &[&str] = &[
@@ -172,7 +194,7 @@ pub fn build_container(
         container_id: source.container_id,
         vault,
         vault_error: None,
-        found: FoundIndicators::default(),
+        found: FoundIndicators::capped(Cap::new(MAX_INDICATOR_ARTIFACTS, MAX_LINK_WARNINGS)),
         messages: Vec::new(),
         open: Vec::new(),
         forwards: Vec::new(),
@@ -189,6 +211,22 @@ pub fn build_container(
     }
     warnings.append(&mut collector.warnings);
     warnings.extend(collector.found.warnings().into_iter().map(str::to_owned));
+    let cap = collector.found.cap();
+    if cap.warnings_left_out() > 0 {
+        warnings.push(format!(
+            "left out {} more warnings about links beyond the first {MAX_LINK_WARNINGS}",
+            thousands(cap.warnings_left_out()),
+        ));
+    }
+    if cap.indicators_left_out() > 0 {
+        warnings.push(format!(
+            "left out {} indicators (IPs, hashes, URLs, domains) beyond the cap of {} \
+             indicator artifacts per container; the first {} found were kept",
+            thousands(cap.indicators_left_out()),
+            thousands(MAX_INDICATOR_ARTIFACTS),
+            thousands(MAX_INDICATOR_ARTIFACTS),
+        ));
+    }
 
     let name = collector
         .subject
@@ -277,25 +315,28 @@ impl Collector<'_> {
         let mut hops = hops.iter();
         for header in headers {
             let lower = header.name.to_ascii_lowercase();
-            let mut found = Indicators::default();
-            if lower == "received" {
+            let scan: fn(&str, &ExtractOptions, &mut Indicators) = if lower == "received" {
                 if hops.next().is_some_and(|hop| hop.internal) {
                     continue;
                 }
-                extract::scan_received_from(&header.value, &opts, &mut found);
+                extract::scan_received_from
             } else if IP_HEADERS.contains(&lower.as_str()) {
-                extract::scan_ip_header(&header.value, &opts, &mut found);
+                extract::scan_ip_header
             } else if ADDRESS_HEADERS.contains(&lower.as_str()) && opts.domains {
-                let domains_only = ExtractOptions {
-                    domains: true,
-                    ..ExtractOptions::NONE
-                };
-                extract::scan_text(&decode_words(&header.value), &domains_only, &mut found);
+                |value, _, found| {
+                    let domains_only = ExtractOptions {
+                        domains: true,
+                        ..ExtractOptions::NONE
+                    };
+                    extract::scan_text(&decode_words(value), &domains_only, found);
+                }
             } else {
                 continue;
-            }
+            };
             self.found
-                .add_elsewhere(format!("{place} {}", header.name), found);
+                .scan_elsewhere(format!("{place} {}", header.name), |found| {
+                    scan(&header.value, &opts, found);
+                });
         }
     }
 
@@ -322,18 +363,20 @@ impl Collector<'_> {
         let name = file_name(attachment, self.attachment_count);
         if attachment.text_like && attachment.bytes.len() <= MAX_SCANNED_ATTACHMENT_BYTES {
             let text = mime::headers::bytes_to_text(&attachment.bytes);
-            let mut found = Indicators::default();
             let html = attachment.content_type.contains("html")
                 || std::path::Path::new(&name).extension().is_some_and(|e| {
                     e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")
                 });
-            if html {
-                extract::scan_html(&text, &self.options.extract, &mut found);
+            let scan = if html {
+                extract::scan_html
             } else {
-                extract::scan_text(&text, &self.options.extract, &mut found);
-            }
+                extract::scan_text
+            };
+            let opts = self.options.extract;
             self.found
-                .add_elsewhere(format!("attachment {name}"), found);
+                .scan_elsewhere(format!("attachment {name}"), |found| {
+                    scan(&text, &opts, found);
+                });
         }
         if !attachment.is_message && self.options.add_body_to_header_artifacts {
             let (value, base64) = body_part_of_file(&attachment.bytes);
@@ -395,6 +438,19 @@ fn body_part_of_file(bytes: &[u8]) -> (String, bool) {
     (encoded, true)
 }
 
+/// `n` with a comma between each group of three digits, as an analyst reads counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// The longest prefix of `text` of at most `max` bytes that ends on a character.
 fn cut_at_char_boundary(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -429,6 +485,8 @@ fn add_body_parts(artifact: &mut Map<String, Value>, parts: Vec<(Value, Option<S
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use base64::Engine as _;
 
     use super::*;
@@ -571,6 +629,133 @@ mod tests {
         assert_eq!(hops[0]["from_ip"], "127.0.0.1");
         assert_eq!(hops[0]["internal"], true);
         assert!(named("IP Artifact").is_empty());
+    }
+
+    fn container_of(raw: &[u8]) -> Container {
+        let source = EmailSource {
+            raw,
+            email_id: 1,
+            folder: "inbox",
+            container_id: None,
+            label: "email",
+        };
+        build_container(&source, &BuildOptions::default(), &MemoryVault::default()).unwrap()
+    }
+
+    fn named<'c>(container: &'c Container, name: &str) -> Vec<&'c Value> {
+        container
+            .artifacts
+            .iter()
+            .filter(|a| a["name"] == name)
+            .collect()
+    }
+
+    #[test]
+    fn indicators_beyond_the_cap_are_left_out_and_counted_but_no_email_or_file() {
+        // Found in this order: the header's IP and From domain, then URLs on hosts of
+        // their own (a URL and a domain each), of which the first `fit` fill the cap, then
+        // an attached message (its From domain) and two files, one of text holding the
+        // first URL again and a new one.
+        let fit = (MAX_INDICATOR_ARTIFACTS - 2) / 2;
+        let count = fit + 100;
+        let mut urls = String::new();
+        for i in 0..count {
+            write!(urls, "https://h{i}.example.com/\r\n").unwrap();
+        }
+        let raw = format!(
+            "From: a@example.com\r\nSubject: many\r\nX-Originating-IP: 203.0.113.9\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\n{urls}\
+             --b\r\nContent-Type: message/rfc822\r\n\r\n\
+             From: c@example.net\r\nTo: d@example.com\r\nSubject: inner\r\n\r\nhi\r\n\
+             --b\r\nContent-Type: text/plain; name=list.txt\r\n\
+             Content-Disposition: attachment; filename=list.txt\r\n\r\n\
+             https://h0.example.com/ https://late.example.org/\r\n\
+             --b\r\nContent-Type: application/octet-stream; name=x.bin\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b--\r\n"
+        );
+        // 2 in the header, 2 per URL, example.net, and the file's new URL and its host
+        let distinct = 2 + 2 * count + 1 + 2;
+        let container = container_of(raw.as_bytes());
+        let iocs: Vec<&Value> = container
+            .artifacts
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a["name"].as_str(),
+                    Some("Email Artifact" | "Vault Artifact")
+                )
+            })
+            .collect();
+        assert_eq!(iocs.len(), MAX_INDICATOR_ARTIFACTS);
+        assert_eq!(named(&container, "Email Artifact").len(), 2);
+        let files: Vec<&Value> = named(&container, "Vault Artifact")
+            .iter()
+            .map(|a| &a["cef"]["fileName"])
+            .collect();
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(container.artifacts.last().unwrap()["run_automation"], true);
+        // The first found are kept: the header's IP and domain, then `fit` URLs and their
+        // hosts; the attached message's domain and the file's new URL came too late, while
+        // the file's h0 URL, kept already, took no room (else one more would be left out).
+        let has = |key: &str, value: &str| iocs.iter().any(|a| a["cef"][key] == value);
+        assert!(has("sourceAddress", "203.0.113.9"));
+        assert!(has("destinationDnsDomain", "example.com"));
+        let last = fit - 1;
+        assert!(has("requestURL", &format!("https://h{last}.example.com/")));
+        assert!(has("destinationDnsDomain", &format!("h{last}.example.com")));
+        assert!(!has(
+            "requestURL",
+            &format!("https://h{}.example.com/", fit + 1)
+        ));
+        assert!(!has("destinationDnsDomain", "example.net"));
+        assert!(!has("requestURL", "https://late.example.org/"));
+        let cap = thousands(MAX_INDICATOR_ARTIFACTS);
+        assert_eq!(
+            container.data.parse_warnings,
+            [format!(
+                "left out {} indicators (IPs, hashes, URLs, domains) beyond the cap of {cap} \
+                 indicator artifacts per container; the first {cap} found were kept",
+                distinct - MAX_INDICATOR_ARTIFACTS
+            )]
+        );
+        // the same email gives the same container
+        assert_eq!(container_of(raw.as_bytes()), container);
+    }
+
+    #[test]
+    fn warnings_about_links_beyond_the_first_hundred_are_counted() {
+        let mut links = String::new();
+        for i in 0..MAX_LINK_WARNINGS + 5 {
+            write!(
+                links,
+                "https://nam01.safelinks.protection.outlook.com/?data={i}\r\n"
+            )
+            .unwrap();
+        }
+        let raw = format!("From: a@example.com\r\nSubject: links\r\n\r\n{links}");
+        let container = container_of(raw.as_bytes());
+        let warnings = &container.data.parse_warnings;
+        assert_eq!(warnings.len(), MAX_LINK_WARNINGS + 1);
+        assert!(warnings[0].contains("Safe Links link could not be decoded"));
+        assert_eq!(
+            warnings.last().unwrap(),
+            "left out 5 more warnings about links beyond the first 100"
+        );
+        // the links themselves are well under the indicator cap: all kept as written
+        assert_eq!(
+            named(&container, "URL Artifact").len(),
+            MAX_LINK_WARNINGS + 5
+        );
+    }
+
+    #[test]
+    fn counts_are_written_in_groups_of_three_digits() {
+        let written: Vec<String> = [0, 999, 1000, 390_001, 1_234_567]
+            .into_iter()
+            .map(thousands)
+            .collect();
+        assert_eq!(written, ["0", "999", "1,000", "390,001", "1,234,567"]);
     }
 
     #[test]

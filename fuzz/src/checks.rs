@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use soar_imap::{
     artifacts::file::FileHashes,
     config::Config,
-    container::{BuildOptions, Container, EmailSource, build_container},
+    container::{BuildOptions, Container, EmailSource, MAX_INDICATOR_ARTIFACTS, build_container},
     imap::{
         Auth, ConnectOptions, ImapError, Link, MailSession, Security, connect_and_login, search_all,
     },
@@ -51,7 +51,8 @@ const ARTIFACT_ORDER: [&str; 6] = [
 /// triggers automation; the root Email Artifact comes first and carries the UID (as
 /// forwards do); every Vault Artifact's file is in the vault with the hashes and size it
 /// states; IPs are whole valid addresses, hashes 32/40/64/128 hex digits, URLs http(s),
-/// domains never IPs; small emails give the same container twice.
+/// domains never IPs; at most `MAX_INDICATOR_ARTIFACTS` IP, Hash, URL and Domain
+/// Artifacts; small emails give the same container twice.
 pub fn email_pipeline(raw: &[u8]) {
     let (container, vault) = build(raw);
 
@@ -90,6 +91,15 @@ pub fn email_pipeline(raw: &[u8]) {
     );
 
     check_artifacts(&container.artifacts, &vault);
+    let iocs = container
+        .artifacts
+        .iter()
+        .filter(|a| ARTIFACT_ORDER[..4].iter().any(|n| a["name"] == *n))
+        .count();
+    assert!(
+        iocs <= MAX_INDICATOR_ARTIFACTS,
+        "{iocs} indicator artifacts, over the cap of {MAX_INDICATOR_ARTIFACTS}"
+    );
 
     if raw.len() <= DETERMINISM_LIMIT {
         let (again, _) = build(raw);

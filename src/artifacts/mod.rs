@@ -9,24 +9,54 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::extract::{Indicators, UrlFacts};
+use crate::extract::{Cap, Indicators, UrlFacts};
 
 /// Indicators sorted by where they were found: the bodies (reference shape) and every
 /// other place (trace headers, text-like attachments), which is recorded in `found_in`.
 #[derive(Debug, Default)]
 pub struct FoundIndicators {
-    /// Found in body text, exactly where the reference looked.
+    /// Found in body text, exactly where the reference looked. Its `cap` is the
+    /// container's: [`FoundIndicators::scan_elsewhere`] lends it to each other place.
     pub body: Indicators,
     /// Found elsewhere, by location label such as `header Received`.
     pub elsewhere: BTreeMap<String, Indicators>,
 }
 
 impl FoundIndicators {
+    /// No indicators yet, and `cap` on what is kept, over every place.
+    pub fn capped(cap: Cap) -> FoundIndicators {
+        FoundIndicators {
+            body: Indicators {
+                cap,
+                ..Indicators::default()
+            },
+            elsewhere: BTreeMap::new(),
+        }
+    }
+
+    /// Runs `scan` on an empty set of indicators that holds the container's cap, then adds
+    /// what it found at `location` and takes the cap back: every place shares one cap, and
+    /// a value already kept elsewhere costs no room.
+    pub fn scan_elsewhere(&mut self, location: String, scan: impl FnOnce(&mut Indicators)) {
+        let mut found = Indicators {
+            cap: std::mem::take(&mut self.body.cap),
+            ..Indicators::default()
+        };
+        scan(&mut found);
+        self.body.cap = std::mem::take(&mut found.cap);
+        self.add_elsewhere(location, found);
+    }
+
     /// Add indicators found at `location`.
-    pub fn add_elsewhere(&mut self, location: String, found: Indicators) {
+    fn add_elsewhere(&mut self, location: String, found: Indicators) {
         if !found.is_empty() || !found.warnings.is_empty() {
             self.elsewhere.entry(location).or_default().extend(found);
         }
+    }
+
+    /// The container's cap, which counts what it left out.
+    pub fn cap(&self) -> &Cap {
+        &self.body.cap
     }
 
     /// What could not be read wherever indicators were looked for, sorted and unique.

@@ -2,11 +2,10 @@
 //! bare domains that were written defanged.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 
 use psl::Psl as _;
 
-use super::{MAX_RUN_LEN, char_before, insert, is_word_char};
+use super::{Class, Indicators, MAX_RUN_LEN, char_before, is_word_char};
 
 /// Longest host name in characters (RFC 1035 §2.3.4, counted on the Unicode form).
 const MAX_HOST_LEN: usize = 253;
@@ -162,7 +161,7 @@ pub(super) fn is_run_char(c: char) -> bool {
 /// Adds the domain of every email address in `text`: the text after the last `@` of an
 /// `@`-run that follows a local-part character (`a@@b.example.com` and `"x y"@b.example.com`
 /// count, as in the reference).
-pub(super) fn scan_addresses(text: &str, out: &mut BTreeSet<String>) {
+pub(super) fn scan_addresses(text: &str, out: &mut Indicators) {
     for (at, _) in text.match_indices('@') {
         let Some(before) = char_before(text, at) else {
             continue;
@@ -177,7 +176,7 @@ pub(super) fn scan_addresses(text: &str, out: &mut BTreeSet<String>) {
         }
         let domain = rest[..run_len].trim_end_matches(['.', '-']);
         if let Some(domain) = normalize_host(domain) {
-            insert(out, &domain);
+            out.add(Class::Domain, &domain);
         }
     }
 }
@@ -186,7 +185,7 @@ pub(super) fn scan_addresses(text: &str, out: &mut BTreeSet<String>) {
 /// `evil[.]com/path`). `dot_marks` are the refanged dots; a plain `file.txt` is never a
 /// candidate. Words holding `://` or `@` are left to the URL and address rules, and a name
 /// right after `/` or `\` is a path segment, not a host.
-pub(super) fn scan_defanged_words(text: &str, dot_marks: &[usize], out: &mut BTreeSet<String>) {
+pub(super) fn scan_defanged_words(text: &str, dot_marks: &[usize], out: &mut Indicators) {
     let mut done_until = 0;
     for &mark in dot_marks {
         if mark < done_until {
@@ -216,7 +215,7 @@ pub(super) fn scan_defanged_words(text: &str, dot_marks: &[usize], out: &mut BTr
             if !matches!(char_before(text, start), Some('/' | '\\'))
                 && let Some(domain) = normalize_host(text[start..end].trim_matches(['.', '-']))
             {
-                insert(out, &domain);
+                out.add(Class::Domain, &domain);
             }
             // later marks in the same run are covered; look for the next run holding a mark
             match dot_marks.iter().find(|&&m| m > end && m < word_end) {
@@ -241,16 +240,16 @@ mod tests {
     }
 
     fn addresses(text: &str) -> Vec<String> {
-        let mut out = BTreeSet::new();
+        let mut out = Indicators::default();
         scan_addresses(text, &mut out);
-        out.into_iter().collect()
+        out.domains.into_iter().collect()
     }
 
     fn defanged(text: &str) -> Vec<String> {
         let r = refang(text);
-        let mut out = BTreeSet::new();
+        let mut out = Indicators::default();
         scan_defanged_words(&r.text, &r.dot_marks, &mut out);
-        out.into_iter().collect()
+        out.domains.into_iter().collect()
     }
 
     #[test]

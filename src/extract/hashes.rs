@@ -1,12 +1,10 @@
 //! Hashes: word-bounded hex runs of MD5, SHA-1, SHA-256 or SHA-512 length, case as written.
 
-use std::collections::BTreeSet;
-
-use super::{char_at, char_before, insert, is_word_char, runs::hex_runs};
+use super::{Class, Indicators, char_at, char_before, is_word_char, runs::hex_runs};
 
 /// Adds every standalone hex run of exactly 32, 40, 64 or 128 digits (SHA-512 is new here;
 /// the reference stopped at 64).
-pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
+pub(super) fn scan(text: &str, out: &mut Indicators) {
     // whole hex runs long enough to be a digest (MD5 is the shortest, at 32 digits)
     for run in hex_runs(text) {
         // a run glued to other word characters is an identifier, not a digest
@@ -14,7 +12,7 @@ pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
             && !char_before(text, run.start).is_some_and(is_word_char)
             && !char_at(text, run.end).is_some_and(is_word_char)
         {
-            insert(out, &text[run]);
+            out.add(Class::Hash, &text[run]);
         }
     }
 }
@@ -29,9 +27,9 @@ mod tests {
     const SHA512: &str = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
 
     fn hashes(text: &str) -> Vec<String> {
-        let mut out = BTreeSet::new();
+        let mut out = Indicators::default();
         scan(text, &mut out);
-        out.into_iter().collect()
+        out.hashes.into_iter().collect()
     }
 
     #[test]

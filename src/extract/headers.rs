@@ -1,10 +1,8 @@
 //! Trace headers: the IPs and host names of `Received`, and IP-valued headers such as
 //! `X-Originating-IP`. The reference read no headers at all (§10.4 asks for these).
 
-use std::collections::BTreeSet;
-
 use super::domains::normalize_host;
-use super::{ExtractOptions, Indicators, insert, ips};
+use super::{Class, ExtractOptions, Indicators, ips};
 
 /// The sending side of a `Received` header value (raw, maybe folded): IPs (v4 in
 /// `[brackets]` or bare, v6 including the `IPv6:` prefix) and the host names that are valid
@@ -57,7 +55,7 @@ fn scan_from_clause(value: &str, opts: ExtractOptions, out: &mut Indicators) {
 /// A header whose value is an IP such as `X-Originating-IP: [203.0.113.9]` or `X-Sender-IP`.
 pub fn scan_ip_header(value: &str, opts: &ExtractOptions, out: &mut Indicators) {
     if opts.ips {
-        ips::scan(value, &mut out.ips);
+        ips::scan(value, out);
     }
 }
 
@@ -110,14 +108,14 @@ fn split_comment(text: &str) -> (&str, &str) {
 /// (`helo=mail.example.com`, `mail-sor-f41.google.com.`); addresses are not hosts.
 fn scan_host_text(text: &str, opts: ExtractOptions, out: &mut Indicators) {
     if opts.ips {
-        ips::scan(text, &mut out.ips);
+        ips::scan(text, out);
     }
     if opts.domains {
-        scan_host_names(text, &mut out.domains);
+        scan_host_names(text, out);
     }
 }
 
-fn scan_host_names(text: &str, out: &mut BTreeSet<String>) {
+fn scan_host_names(text: &str, out: &mut Indicators) {
     let tokens = text.split(|c: char| {
         c.is_whitespace()
             || matches!(
@@ -127,13 +125,15 @@ fn scan_host_names(text: &str, out: &mut BTreeSet<String>) {
     });
     for token in tokens.filter(|t| !t.is_empty() && !t.contains('@')) {
         if let Some(domain) = normalize_host(token) {
-            insert(out, &domain);
+            out.add(Class::Domain, &domain);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn received(value: &str) -> Indicators {

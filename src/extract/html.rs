@@ -5,7 +5,6 @@
 //! scanned too: Outlook's `<!--[if mso]>` blocks carry real links that Outlook users click.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 
 use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
@@ -13,7 +12,7 @@ use html5gum::{Span, Tokenizer};
 
 use super::domains::domain_of_address;
 use super::{
-    ExtractOptions, Indicators, UrlFacts, deception, insert, refang, scan_live, scan_text,
+    Class, ExtractOptions, Indicators, UrlFacts, deception, refang, scan_live, scan_text,
     starts_with_ignore_case, urls,
 };
 
@@ -206,7 +205,7 @@ impl Walker<'_> {
         let live = refang::refang(value).text;
         if starts_with_ignore_case(&live, "mailto:") {
             if self.opts.domains {
-                add_mailto_domains(&live["mailto:".len()..], &mut self.out.domains);
+                add_mailto_domains(&live["mailto:".len()..], self.out);
             }
         } else if self.opts.urls || self.opts.domains {
             let url = urls::scan_attribute(&live, self.opts, self.out);
@@ -243,11 +242,11 @@ impl Walker<'_> {
 }
 
 /// `mailto:a@x.example.com,b@y.example.org?subject=...`: every recipient's domain.
-fn add_mailto_domains(recipients: &str, out: &mut BTreeSet<String>) {
+fn add_mailto_domains(recipients: &str, out: &mut Indicators) {
     let recipients = recipients.split('?').next().unwrap_or_default();
     for address in recipients.split([',', ';']) {
         if let Some(domain) = domain_of_address(address) {
-            insert(out, &domain);
+            out.add(Class::Domain, &domain);
         }
     }
 }
@@ -266,6 +265,8 @@ fn is_inline(name: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn scan(html: &str) -> Indicators {

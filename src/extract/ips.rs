@@ -7,14 +7,13 @@
 //! (`53.206.178.68.host.secureserver.net`, `68.178.206.53.in-addr.arpa`) is taken too,
 //! when the name around it is a real domain.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    char_at, char_before,
+    Class, Indicators, char_at, char_before,
     domains::{is_run_char, is_valid_domain, lowercase},
-    insert, is_word_char,
+    is_word_char,
     runs::{ipv4_runs, ipv6_runs},
 };
 
@@ -26,14 +25,14 @@ const MAX_IPV6_RUN: usize = 64;
 const MAX_HOST_RUN: usize = 253 * 4;
 
 /// Adds every IPv4 and IPv6 address in `text`.
-pub(super) fn scan(text: &str, out: &mut BTreeSet<String>) {
+pub(super) fn scan(text: &str, out: &mut Indicators) {
     let v6_spans = scan_v6(text, out);
     scan_v4(text, &v6_spans, out);
 }
 
 /// Adds IPv6 addresses and returns their byte spans, inside which no IPv4 is reported (the
 /// `192.168.1.1` of `::ffff:192.168.1.1` is part of the IPv6).
-fn scan_v6(text: &str, out: &mut BTreeSet<String>) -> Vec<(usize, usize)> {
+fn scan_v6(text: &str, out: &mut Indicators) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     // canonical text is formatted here, so a repeated address costs no allocation
     let mut canonical = String::new();
@@ -45,7 +44,7 @@ fn scan_v6(text: &str, out: &mut BTreeSet<String>) -> Vec<(usize, usize)> {
         if let Some(addr) = v6_candidate(text, run.start, run.end) {
             canonical.clear();
             if write!(canonical, "{addr}").is_ok() {
-                insert(out, &canonical);
+                out.add(Class::Ip, &canonical);
             }
             spans.push((run.start, run.end));
         }
@@ -124,7 +123,7 @@ fn is_mac_like(candidate: &str) -> bool {
 /// Adds dotted-quad IPv4 addresses that stand alone (not glued to a word, not part of a
 /// longer dotted or numeric run) or that are four whole labels of a domain name
 /// (see [`in_host_name`]); each octet 0-255 without leading zeros.
-fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) {
+fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut Indicators) {
     // spans and candidates both come in text order: one cursor keeps the check linear
     let mut spans = v6_spans.iter().peekable();
     let mut host = HostRun::default();
@@ -168,7 +167,7 @@ fn scan_v4(text: &str, v6_spans: &[(usize, usize)], out: &mut BTreeSet<String>) 
             text[start..end].trim_end_matches('.')
         };
         if candidate.parse::<Ipv4Addr>().is_ok() {
-            insert(out, candidate);
+            out.add(Class::Ip, candidate);
         }
     }
 }
@@ -224,9 +223,9 @@ mod tests {
     use super::*;
 
     fn ips(text: &str) -> Vec<String> {
-        let mut out = BTreeSet::new();
+        let mut out = Indicators::default();
         scan(text, &mut out);
-        out.into_iter().collect()
+        out.ips.into_iter().collect()
     }
 
     #[test]

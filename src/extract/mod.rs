@@ -17,6 +17,7 @@
 //! the Public Suffix List, URL trimming). Each candidate is bounded before it is validated
 //! (`MAX_URL_LEN`, `MAX_RUN_LEN`), so a hostile body cannot make extraction slow.
 
+mod cap;
 mod deception;
 mod domains;
 mod hashes;
@@ -33,6 +34,8 @@ use std::sync::LazyLock;
 
 use regex::{Match, Regex};
 
+pub use cap::Cap;
+use cap::Class;
 pub use domains::domain_of_address;
 pub(crate) use domains::registrable_domain;
 pub use headers::{scan_ip_header, scan_received_from};
@@ -98,6 +101,10 @@ pub struct Indicators {
     /// What could not be read (a wrapped link that does not decode), for the container's
     /// `parse_warnings`; not an indicator.
     pub warnings: BTreeSet<String>,
+    /// How many distinct values of all four classes, and warnings, may still be added (no
+    /// limit by default). A container's places share one cap, handed from one to the next
+    /// ([`crate::artifacts::FoundIndicators::scan_elsewhere`]), so it bounds the container.
+    pub cap: Cap,
 }
 
 /// What a URL Artifact says besides the URL: how the analyst saw it in the email.
@@ -140,7 +147,8 @@ impl Indicators {
             && self.domains.is_empty()
     }
 
-    /// Adds every indicator of `other` (the per-email union over bodies and headers).
+    /// Adds every indicator of `other` (the per-email union over bodies and headers). Its
+    /// values were admitted by the cap they were found under; `self.cap` is left as it is.
     pub fn extend(&mut self, mut other: Indicators) {
         self.ips.append(&mut other.ips);
         self.hashes.append(&mut other.hashes);
@@ -149,6 +157,27 @@ impl Indicators {
         self.warnings.append(&mut other.warnings);
         for (url, facts) in other.url_facts {
             self.note_url(url, facts);
+        }
+    }
+
+    /// Adds `value` to `class` unless it is there already or the cap refuses it. Allocates
+    /// only for a value that is new here and kept (bodies repeat indicators).
+    fn add(&mut self, class: Class, value: &str) {
+        let set = match class {
+            Class::Ip => &mut self.ips,
+            Class::Hash => &mut self.hashes,
+            Class::Url => &mut self.urls,
+            Class::Domain => &mut self.domains,
+        };
+        if !set.contains(value) && self.cap.admit(class, value) {
+            set.insert(value.to_owned());
+        }
+    }
+
+    /// Adds the warning `text` if it is there already or the cap admits it.
+    fn warn(&mut self, text: String) {
+        if !self.warnings.contains(&text) && self.cap.admit_warning(&text) {
+            self.warnings.insert(text);
         }
     }
 
@@ -169,7 +198,7 @@ pub fn scan_text(text: &str, opts: &ExtractOptions, out: &mut Indicators) {
     let refanged = refang::refang(text);
     scan_live(&refanged.text, *opts, out, true);
     if opts.domains {
-        domains::scan_defanged_words(&refanged.text, &refanged.dot_marks, &mut out.domains);
+        domains::scan_defanged_words(&refanged.text, &refanged.dot_marks, out);
     }
 }
 
@@ -180,13 +209,13 @@ fn scan_live(text: &str, opts: ExtractOptions, out: &mut Indicators, find_urls: 
         urls::scan_text(text, opts, out);
     }
     if opts.domains {
-        domains::scan_addresses(text, &mut out.domains);
+        domains::scan_addresses(text, out);
     }
     if opts.ips {
-        ips::scan(text, &mut out.ips);
+        ips::scan(text, out);
     }
     if opts.hashes {
-        hashes::scan(text, &mut out.hashes);
+        hashes::scan(text, out);
     }
 }
 
@@ -197,13 +226,6 @@ type Pattern = LazyLock<Option<Regex>>;
 /// Every match of `pattern` in `text`, left to right and not overlapping.
 fn find_all<'t>(pattern: &'static Pattern, text: &'t str) -> impl Iterator<Item = Match<'t>> {
     pattern.iter().flat_map(move |re| re.find_iter(text))
-}
-
-/// Inserts without allocating when the value is already known (bodies repeat indicators).
-fn insert(set: &mut BTreeSet<String>, value: &str) {
-    if !set.contains(value) {
-        set.insert(value.to_owned());
-    }
 }
 
 /// A character that glues to an indicator: a neighbour like this means "part of a longer word".

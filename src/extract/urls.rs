@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::domains::{is_host_name, is_registrable, lowercase};
-use super::{ExtractOptions, Indicators, MAX_URL_LEN, Pattern, UrlFacts, find_all, insert, unwrap};
+use super::{Class, ExtractOptions, Indicators, MAX_URL_LEN, Pattern, UrlFacts, find_all, unwrap};
 
 /// A URL that starts an attribute value: as in text (see [`text_urls`]), but an apostrophe
 /// is part of it, since the attribute's own quoting already delimited the value.
@@ -166,8 +166,7 @@ fn accept<'c>(
     }
     if let Some(unwrapping) = unwrap::unwrap(url) {
         if let Some(warning) = unwrapping.warning {
-            out.warnings
-                .insert(format!("{warning}: {}", shortened(url)));
+            out.warn(format!("{warning}: {}", shortened(url)));
         }
         if !unwrapping.rewriters.is_empty() {
             if record(&unwrapping.url, opts, out) {
@@ -176,12 +175,13 @@ fn accept<'c>(
                     rewriter: Some(unwrapping.rewriters.join(" > ")),
                     displayed: None,
                 };
-                if opts.urls {
+                // a URL the cap left out gets no facts either: they would be kept for nothing
+                if opts.urls && out.urls.contains(&unwrapping.url) {
                     out.note_url(unwrapping.url.clone(), facts);
                 }
                 return Some(Cow::Owned(unwrapping.url));
             }
-            out.warnings.insert(format!(
+            out.warn(format!(
                 "a link unwrapped from {} is not a valid URL, kept as written: {}",
                 unwrapping.rewriters.join(" > "),
                 shortened(url)
@@ -191,7 +191,8 @@ fn accept<'c>(
     record(url, opts, out).then_some(Cow::Borrowed(url))
 }
 
-/// Records `url` and its host's domain if the URL is valid; says whether it was.
+/// Records `url` and its host's domain if the URL is valid (each unless the cap leaves it
+/// out); says whether it was valid.
 fn record(url: &str, opts: ExtractOptions, out: &mut Indicators) -> bool {
     if url.len() > MAX_URL_LEN && url.chars().count() > MAX_URL_LEN {
         return false;
@@ -200,12 +201,12 @@ fn record(url: &str, opts: ExtractOptions, out: &mut Indicators) -> bool {
         return false;
     };
     if opts.urls {
-        insert(&mut out.urls, url);
+        out.add(Class::Url, url);
     }
     if opts.domains
         && let Host::Domain(domain) = host
     {
-        insert(&mut out.domains, &domain);
+        out.add(Class::Domain, &domain);
     }
     true
 }
