@@ -17,7 +17,8 @@ use soar_imap::{
 /// jemalloc rather than glibc's malloc: a container is thousands of small maps and
 /// strings made on one thread and freed on another, where glibc spent a quarter of a bulk
 /// parse's CPU (`malloc_consolidate`, `_int_free`); jemalloc cut its CPU time by 28% and a
-/// poll's by about 15%, for a poll's peak RSS of about 55 MB instead of 40 (BENCHMARKS.md).
+/// poll's by about 15% (BENCHMARKS.md). Its settings are built in by `.cargo/config.toml`
+/// (freed pages returned after 1 s, which keeps a poll's peak RSS where glibc had it).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

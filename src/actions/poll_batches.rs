@@ -17,13 +17,14 @@ use crate::{
     vault::Vault,
 };
 
-/// Messages per `UID FETCH`: memory is bounded by one batch, not by the mailbox.
+/// Messages per batch (built together, committed in one transaction): memory is bounded
+/// by a few batches, not by the mailbox.
 const BATCH_MESSAGES: usize = 50;
 /// Bytes per batch, from the size probe: what a poll holds at once is a few batches'
 /// worth (fetched, built, committing), whatever the size of the mail.
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
-/// UIDs whose sizes one probe asks for: a size probe per page rather than per batch
-/// saves a round trip per batch on a distant server.
+/// UIDs in a page: one size probe and one fetch of whole messages (see [`Fetcher`]), a
+/// round trip or two per page rather than per batch on a distant server.
 const PROBE_UIDS: usize = 1000;
 
 /// What becomes of each UID of a batch, decided in UID order before the batch's
@@ -54,9 +55,10 @@ struct Settled {
 /// with the folder state that covers them, in UID order.
 ///
 /// Three things overlap: while the pool builds batch N on every core, this thread
-/// commits batch N-1 (its vault flush and `SQLite` commit, fsyncs included) and then
-/// fetches batch N+1. Each folder state committed still queues every UID not committed
-/// yet, so a poll killed at any instant loses and duplicates nothing.
+/// commits batch N-1 (its vault flush and `SQLite` commit, the waits for the disk
+/// included) and then reads batch N+1 off the connection, where the server has kept
+/// sending the page's messages meanwhile. Each folder state committed still queues every
+/// UID not committed yet, so a poll killed at any instant loses and duplicates nothing.
 pub(super) fn ingest_selection(
     session: &mut dyn MailSession,
     ctx: &mut IngestContext<'_>,
