@@ -501,14 +501,19 @@ mod tests {
         .into_bytes()
     }
 
-    fn email_cef(raw: &[u8], add_body: bool) -> Map<String, Value> {
-        let source = EmailSource {
+    /// `raw` as UID 1 of "inbox", as a poll would see it.
+    fn inbox_source(raw: &[u8]) -> EmailSource<'_> {
+        EmailSource {
             raw,
             email_id: 1,
             folder: "inbox",
             container_id: None,
             label: "email",
-        };
+        }
+    }
+
+    fn email_cef(raw: &[u8], add_body: bool) -> Map<String, Value> {
+        let source = inbox_source(raw);
         let options = BuildOptions {
             add_body_to_header_artifacts: add_body,
             ..BuildOptions::default()
@@ -586,13 +591,7 @@ mod tests {
     fn an_attached_outlook_message_gives_email_body_and_vault_artifacts() {
         let msg = include_bytes!("../fixtures/msg/msgreader-attachmentFiles.msg");
         let raw = crate::mime::tests::reporting_msg(msg, "phish.msg");
-        let source = EmailSource {
-            raw: &raw,
-            email_id: 1,
-            folder: "inbox",
-            container_id: None,
-            label: "email",
-        };
+        let source = inbox_source(&raw);
         let vault = MemoryVault::default();
         let container = build_container(&source, &BuildOptions::default(), &vault).unwrap();
         assert!(container.data.parse_warnings.is_empty());
@@ -632,13 +631,7 @@ mod tests {
     }
 
     fn container_of(raw: &[u8]) -> Container {
-        let source = EmailSource {
-            raw,
-            email_id: 1,
-            folder: "inbox",
-            container_id: None,
-            label: "email",
-        };
+        let source = inbox_source(raw);
         build_container(&source, &BuildOptions::default(), &MemoryVault::default()).unwrap()
     }
 
