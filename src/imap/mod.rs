@@ -561,6 +561,49 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_fetch_hands_on_each_asked_uid_once_and_the_next_command_reads_its_rest() {
+        let (mut session, written) = scripted(concat!(
+            "* 1 FETCH (UID 4 BODY[] {1}\r\na)\r\n",
+            // Not asked for, then 4 again: neither is handed on.
+            "* 2 FETCH (UID 99 BODY[] {1}\r\nz)\r\n",
+            "* 3 FETCH (UID 4 BODY[] {1}\r\nb)\r\n",
+            "* 4 FETCH (UID 5 BODY[] {1}\r\nc)\r\n",
+            "* 5 FETCH (UID 6 BODY[] {1}\r\nd)\r\n",
+            "a2 OK FETCH completed\r\n",
+            "* SEARCH 8\r\na3 OK searched\r\n",
+        ));
+        session.start_messages(&[4, 5, 6]).unwrap();
+        let first = session.next_message().unwrap().unwrap();
+        assert_eq!((first.uid, first.raw), (4, b"a".to_vec()));
+        let second = session.next_message().unwrap().unwrap();
+        assert_eq!((second.uid, second.raw), (5, b"c".to_vec()));
+        // A command before the answer is read to its end: the rest (UID 6 and the
+        // tagged OK) is read first, and the search gets its own answer.
+        assert_eq!(session.search_uids(1, 10).unwrap(), [8]);
+        assert_eq!(session.next_message().unwrap(), None);
+        assert_eq!(
+            sent(&written)[1..],
+            [
+                "a2 UID FETCH 4:6 (UID RFC822.SIZE BODY.PEEK[])",
+                "a3 UID SEARCH UID 1:10"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_streamed_fetch_refused_midway_fails_the_read_and_ends_the_stream() {
+        let (mut session, _) = scripted(concat!(
+            "* 1 FETCH (UID 4 BODY[] {1}\r\na)\r\n",
+            "a2 NO [SERVERBUG] Internal error\r\n",
+        ));
+        session.start_messages(&[4, 5]).unwrap();
+        assert_eq!(session.next_message().unwrap().unwrap().uid, 4);
+        let error = session.next_message().unwrap_err().to_string();
+        assert!(error.contains("Internal error"), "{error}");
+        assert_eq!(session.next_message().unwrap(), None);
+    }
+
+    #[test]
     fn search_never_returns_a_uid_below_the_range() {
         // `UID 11:20` on a folder whose highest UID is 10 answers 10 (RFC 3501 n:* rule
         // and some servers' reading of ranges).
