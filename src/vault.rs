@@ -45,12 +45,13 @@ pub struct VaultError {
 /// The on-disk vault under a data directory.
 ///
 /// Each file is written to a temporary name beside its final one and left there,
-/// unsynced, until [`Vault::flush`], which makes a whole batch durable at once, the way
-/// git's `core.fsyncMethod=batch` does: one `syncfs(2)` of the vault's filesystem writes
-/// every staged file's data and waits for the disk, then every file is renamed into
-/// place, then a second `syncfs` makes the new names (and any new fan-out directory)
-/// durable. Two waits on the disk per batch, whatever its number of files, where an
-/// fsync per file and per directory cost one journal commit each. The renames come
+/// unsynced, until [`Vault::flush`], which makes a whole batch durable at once (one
+/// durability point for many files, as git's `core.fsyncMethod=batch`, without relying
+/// on a journal the filesystem may not have): one `syncfs(2)` of the vault's filesystem
+/// writes every staged file's data and waits for the disk, then every file is renamed
+/// into place, then a second `syncfs` makes the new names (and any new fan-out
+/// directory) durable. Two waits on the disk per batch, whatever its number of files,
+/// where an fsync per file and per directory cost a wait each. The renames come
 /// after the first sync so that a final name never points at data a power cut could
 /// take: a later run trusts an existing file under its final name. Dropped unflushed,
 /// staged files are deleted.
