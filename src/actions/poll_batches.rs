@@ -415,10 +415,9 @@ struct Fetcher<'s> {
     /// Messages that came before their batch was taken: the header blocks of oversize
     /// mail, and whole messages a server sends out of UID order (bounded by a stretch).
     arrived: HashMap<u32, (FetchedMessage, bool)>,
-    /// The UIDs of the fetch of whole messages being read that have not come yet.
+    /// The UIDs of the last fetch of whole messages that have not come (yet: the
+    /// session knows whether its answer is still being read).
     awaited: HashSet<u32>,
-    /// Whether that fetch is still being read.
-    streaming: bool,
 }
 
 /// Bytes of whole messages asked for in one `UID FETCH`: a server that answers out of
@@ -433,7 +432,6 @@ impl<'s> Fetcher<'s> {
             sizes: HashMap::new(),
             arrived: HashMap::new(),
             awaited: HashSet::new(),
-            streaming: false,
         }
     }
 
@@ -551,7 +549,6 @@ impl<'s> Fetcher<'s> {
             .start_messages(&stretch)
             .map_err(|e| e.to_string())?;
         self.awaited = stretch.into_iter().collect();
-        self.streaming = true;
         Ok(())
     }
 
@@ -562,36 +559,36 @@ impl<'s> Fetcher<'s> {
         uid: u32,
         tally: &mut Tally,
     ) -> Result<Option<FetchedMessage>, String> {
-        while self.streaming && self.awaited.contains(&uid) {
-            match self.session.next_message().map_err(|e| e.to_string())? {
-                Some(message) => {
-                    tally.bytes += message.raw.len() as u64;
-                    self.awaited.remove(&message.uid);
-                    if message.uid == uid {
-                        return Ok(Some(message));
-                    }
-                    self.arrived.insert(message.uid, (message, false));
-                }
-                None => self.streaming = false,
+        while self.awaited.contains(&uid) {
+            let Some(message) = self.read_next(tally)? else {
+                break;
+            };
+            if message.uid == uid {
+                return Ok(Some(message));
             }
+            self.arrived.insert(message.uid, (message, false));
         }
         Ok(None)
     }
 
     /// Read the rest of the fetch under way, if any, before the next command.
     fn finish_stretch(&mut self, tally: &mut Tally) -> Result<(), String> {
-        while self.streaming {
-            match self.session.next_message().map_err(|e| e.to_string())? {
-                Some(message) => {
-                    tally.bytes += message.raw.len() as u64;
-                    self.awaited.remove(&message.uid);
-                    self.arrived.insert(message.uid, (message, false));
-                }
-                None => self.streaming = false,
-            }
+        while let Some(message) = self.read_next(tally)? {
+            self.arrived.insert(message.uid, (message, false));
         }
         self.awaited.clear();
         Ok(())
+    }
+
+    /// The next message of the fetch under way, counted; `None` once its answer is
+    /// complete (or when none is under way).
+    fn read_next(&mut self, tally: &mut Tally) -> Result<Option<FetchedMessage>, String> {
+        let message = self.session.next_message().map_err(|e| e.to_string())?;
+        if let Some(message) = &message {
+            tally.bytes += message.raw.len() as u64;
+            self.awaited.remove(&message.uid);
+        }
+        Ok(message)
     }
 }
 
