@@ -36,7 +36,6 @@ import json
 import logging
 import mimetypes
 import re
-import socket
 import sys
 import urllib.parse
 import warnings
@@ -44,74 +43,27 @@ from email.header import decode_header, make_header
 
 from bs4 import BeautifulSoup, UnicodeDammit
 from django.core.validators import URLValidator
-
-# The reference's regexes (behaviour doc §4.4).
-URI_REGEX = r"[Hh][Tt][Tt][Pp][Ss]?://(?:[a-zA-Z]|[0-9]|[$-_@.&+#]|[!*\(\),]|(?:%[0-9a-fA-F][0-9a-fA-F]))+"
-EMAIL_REGEX = r"\b[A-Z0-9._%+-]+@+[A-Z0-9.-]+\.[A-Z]{2,}\b"
-EMAIL_REGEX2 = r'".*"@[A-Z0-9.-]+\.[A-Z]{2,}\b'
-HASH_REGEX = r"\b[0-9a-fA-F]{32}\b|\b[0-9a-fA-F]{40}\b|\b[0-9a-fA-F]{64}\b"
-IP_REGEX = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
-
-
-def ipv6_regex():
-    """The widely published "all RFC 4291 forms" IPv6 alternation the reference uses, with
-    its capture groups, `::` compression, embedded IPv4, optional zone and `\\s*` ends."""
-    h = "[0-9A-Fa-f]{1,4}"
-    octet = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-    v4 = rf"({octet}(\.{octet}){{3}})"
-    alternatives = [
-        rf"(({h}:){{7}}({h}|:))",
-        rf"(({h}:){{6}}(:{h}|{v4}|:))",
-        rf"(({h}:){{5}}(((:{h}){{1,2}})|:{v4}|:))",
-    ]
-    for k in (4, 3, 2, 1):
-        lead = rf"(:{h})?" if k == 4 else rf"(:{h}){{0,{5 - k}}}"
-        alternatives.append(rf"(({h}:){{{k}}}(((:{h}){{1,{7 - k}}})|({lead}:{v4})|:))")
-    alternatives.append(rf"(:(((:{h}){{1,7}})|((:{h}){{0,5}}:{v4})|:))")
-    return r"\s*(" + "|".join(alternatives) + r")(%.+)?\s*"
-
+from reference_rules import (
+    clean_url,
+    email_re,
+    email_re2,
+    encoded_word_re,
+    forwarded_re,
+    hash_re,
+    ip_re,
+    is_ip,
+    is_ipv4,
+    ipv6_re,
+    sdi,
+    uri_re,
+)
 
 # UnicodeDammit logs a line for every undecodable body and BeautifulSoup warns about
 # XML-looking HTML: the baseline should not pay for a terminal full of them.
 logging.disable(logging.WARNING)
 warnings.filterwarnings("ignore")
 
-uri_re = re.compile(URI_REGEX)
-email_re = re.compile(EMAIL_REGEX, re.IGNORECASE)
-email_re2 = re.compile(EMAIL_REGEX2, re.IGNORECASE)
-hash_re = re.compile(HASH_REGEX)
-ip_re = re.compile(IP_REGEX)
-ipv6_re = re.compile(ipv6_regex())
-encoded_word_re = re.compile(r"=\?.*?\?=", re.I)
-# 3.3.2's `.*Forwarded Message.*\r\n(.*)` backtracks quadratically on long lines (one
-# 1.8 MB message of the shared corpus takes 150 s with it); the reference's own fix in
-# 3.4.8 (behaviour doc §4.3) is linear, and is used here in the baseline's favour.
-forwarded_re = re.compile(r"(?im)^.*forwarded message.*\r?\n")
 validate_url = URLValidator(schemes=["http", "https"])
-
-
-def is_ipv4(s):
-    """The platform's `is_ip` for dotted quads: four decimal octets, no leading zeros."""
-    parts = s.split(".")
-    return len(parts) == 4 and all(p.isdigit() and int(p) <= 255 and str(int(p)) == p for p in parts)
-
-
-def is_ipv6(s):
-    try:
-        socket.inet_pton(socket.AF_INET6, s)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def is_ip(s):
-    return is_ipv4(s) or is_ipv6(s)
-
-
-def sdi(artifact):
-    # default=str: compat32 returns Header objects for raw 8-bit header values, which the
-    # reference would have failed on; here they are only hashed.
-    return hashlib.md5(json.dumps(artifact, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def decode_uni_string(value, default):
@@ -254,15 +206,6 @@ class ProcessEmail:
         self.ips |= {c for c in set(candidates) if is_ip(c)}
         self.hashes |= set(hash_re.findall(text))
 
-    @staticmethod
-    def clean_url(u):
-        u = u.strip(">),.]\r\n")
-        if "<" in u:
-            u = u[:u.find("<")]
-        if ">" in u:
-            u = u[:u.find(">")]
-        return u.rstrip("]").strip()
-
     def urls_and_domains(self, text):
         soup = BeautifulSoup(text, "html.parser")
         links = soup.find_all(href=True)
@@ -271,15 +214,15 @@ class ProcessEmail:
         if links or srcs:
             link_text = []
             for tag in links:
-                link_text.append(self.clean_url(tag.get_text()))
+                link_text.append(clean_url(tag.get_text()))
                 if not tag["href"].startswith("mailto:"):
                     uris.append(tag["href"])
             for tag in srcs:
-                link_text.append(self.clean_url(tag.get_text()))
+                link_text.append(clean_url(tag.get_text()))
                 uris.append(tag["src"])
             uris.extend(t for t in link_text if t.startswith("http"))
         else:
-            uris = [self.clean_url(u) for u in uri_re.findall(html.unescape(text))]
+            uris = [clean_url(u) for u in uri_re.findall(html.unescape(text))]
         valid = []
         for u in uris:
             try:
