@@ -27,7 +27,7 @@ impl AssetLock {
     /// holds it to finish.
     pub fn acquire(data_dir: &Path, asset_id: &str, wait: Duration) -> Result<Self, StateError> {
         let dir = data_dir.join("locks");
-        super::sqlite::create_private_dir(&dir)?;
+        super::schema::create_private_dir(&dir)?;
         // The asset id comes from the platform: hash it so it can never shape the path.
         let digest = Sha256::digest(asset_id.as_bytes());
         let hex = format!("{digest:x}");

@@ -13,6 +13,7 @@
 
 mod lock;
 mod memory;
+mod schema;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -22,7 +23,8 @@ use crate::{container::Container, secret::Secret};
 pub use crate::imap::uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 pub use lock::AssetLock;
 pub use memory::{MemoryStore, STATE_FORMAT};
-pub use sqlite::{DATABASE_FILE, DEFAULT_LOCK_WAIT, SCHEMA_VERSION, SqliteStore};
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{DATABASE_FILE, DEFAULT_LOCK_WAIT, SqliteStore};
 
 /// The UIDVALIDITY of a position carried over from the reference app, which never
 /// recorded one.
