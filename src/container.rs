@@ -120,6 +120,10 @@ pub struct Container {
     /// Set when this email was already ingested and the existing container is returned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// Set when an earlier run committed this container but never delivered its
+    /// response whole (killed, crashed, stdout closed): it is sent again, unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redelivered: bool,
 }
 
 /// A container on its way to the response.
@@ -262,6 +266,7 @@ pub fn build_container(
         },
         artifacts,
         duplicate: false,
+        redelivered: false,
     })
 }
 

@@ -75,29 +75,69 @@ impl RunEnv {
     }
 }
 
-/// Run the request in `bytes` and build the response, containers included.
+/// Run the request in `bytes` and build the response, containers included. The
+/// response is in the caller's hands on return, so its containers count as delivered.
 pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
     let mut containers = Vec::new();
-    let mut response = run_streaming(bytes, env, &mut |c| containers.push(c.container));
+    let (mut response, delivery) = run_streaming(bytes, env, &mut |c| containers.push(c.container));
+    if let Err(message) = delivery.confirm() {
+        tracing::warn!("{message}");
+    }
     response.containers = containers;
     response
 }
 
 /// Run the request in `bytes`, handing each container to `sink` as soon as it is
 /// durable, so a poll of any size holds only one batch in memory. The response comes
-/// back with no containers.
-pub fn run_streaming(bytes: &[u8], env: &RunEnv, sink: &mut dyn FnMut(Outgoing)) -> Response {
+/// back with no containers, with the [`Delivery`] to confirm once the caller has passed
+/// the whole response on.
+pub fn run_streaming(
+    bytes: &[u8],
+    env: &RunEnv,
+    sink: &mut dyn FnMut(Outgoing),
+) -> (Response, Delivery) {
     match protocol::parse_request(bytes) {
         Ok(request) => run_request(&request, env, sink),
         Err(error) => {
             tracing::error!("{error}");
-            Response::bad_request(&error)
+            (Response::bad_request(&error), Delivery::none())
+        }
+    }
+}
+
+/// The containers a run committed or sent again, awaiting the end of its response.
+///
+/// They count as delivered only once the whole response that carries them has been
+/// written: [`Delivery::confirm`] records that. A run whose response is cut off (killed,
+/// crashed, stdout closed or full) never confirms, and the next poll of the asset's
+/// folder sends them again (see [`crate::actions::redeliver`]). It holds the asset's
+/// state store, and with it the asset's lock, until then: no other run can take the
+/// containers over in between.
+pub struct Delivery(Option<SqliteStore>);
+
+impl Delivery {
+    /// Nothing to deliver (a run with no state store, or a stateless one).
+    pub fn none() -> Self {
+        Delivery(None)
+    }
+
+    /// The whole response was written: its containers are delivered.
+    pub fn confirm(self) -> Result<u64, String> {
+        match self.0 {
+            Some(mut store) => store.confirm_delivery().map_err(|e| {
+                format!("{e}; the containers of this run will be delivered again by the next poll")
+            }),
+            None => Ok(0),
         }
     }
 }
 
 /// Run a parsed request.
-pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoing)) -> Response {
+pub fn run_request(
+    request: &Request,
+    env: &RunEnv,
+    sink: &mut dyn FnMut(Outgoing),
+) -> (Response, Delivery) {
     let action = request.action;
     tracing::info!(action = action.name(), asset = %request.asset_id, "starting {}", action.name());
     let config = match Config::from_json(&request.config) {
@@ -105,7 +145,10 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
         Err(error) => {
             let message = error.to_string();
             tracing::error!("{message}");
-            return whole_run_failed(request, "config", message);
+            return (
+                whole_run_failed(request, "config", message),
+                Delivery::none(),
+            );
         }
     };
     let label = container_label(&request.config);
@@ -121,7 +164,10 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
             Ok(store) => opened = Some(store),
             Err(message) => {
                 tracing::error!("{message}");
-                return whole_run_failed(request, "state", message);
+                return (
+                    whole_run_failed(request, "state", message),
+                    Delivery::none(),
+                );
             }
         }
     }
@@ -178,7 +224,8 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
             )
         }
     };
-    Response {
+    let (state, delivery) = opened.map_or((None, Delivery::none()), Opened::finish);
+    let response = Response {
         identifier: Some(action.identifier()),
         action: Some(action.name()),
         status,
@@ -189,11 +236,10 @@ pub fn run_request(request: &Request, env: &RunEnv, sink: &mut dyn FnMut(Outgoin
         },
         action_results: results,
         containers: Vec::new(),
-        state: opened
-            .and_then(Opened::stateless_state)
-            .or_else(|| request.state.clone()),
+        state: state.or_else(|| request.state.clone()),
         error: None,
-    }
+    };
+    (response, delivery)
 }
 
 /// What every parameter object of a run shares.
@@ -308,11 +354,12 @@ impl Opened {
         }
     }
 
-    /// The new state to hand back, for a stateless run.
-    pub(crate) fn stateless_state(self) -> Option<Value> {
+    /// The end of the run: the new state to hand back, for a stateless run; the
+    /// delivery to confirm, for a stateful one.
+    pub(crate) fn finish(self) -> (Option<Value>, Delivery) {
         match self {
-            Opened::Disk(..) => None,
-            Opened::Memory(store, _) => Some(store.to_json()),
+            Opened::Disk(store, ..) => (None, Delivery(Some(store))),
+            Opened::Memory(store, _) => (Some(store.to_json()), Delivery::none()),
         }
     }
 }

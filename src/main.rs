@@ -140,10 +140,18 @@ fn main() -> ExitCode {
         }
     };
     let mut stream = ResponseStream::begin();
-    let response = dispatch::run_streaming(&bytes, &env, &mut |container| {
+    let (response, delivery) = dispatch::run_streaming(&bytes, &env, &mut |container| {
         stream.container(&container);
     });
-    stream.finish(&response)
+    if !stream.finish(&response) {
+        // Cut off: its containers stay undelivered, for the next poll to send again.
+        return ExitCode::from(1);
+    }
+    // The whole response is out: only now are its containers delivered.
+    if let Err(message) = delivery.confirm() {
+        tracing::warn!("{message}");
+    }
+    ExitCode::from(response.exit_code())
 }
 
 fn read_request(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
@@ -160,7 +168,11 @@ fn read_request(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
 
 /// Write a response with no containers (usage and input errors).
 fn emit(response: &Response) -> ExitCode {
-    ResponseStream::begin().finish(response)
+    if ResponseStream::begin().finish(response) {
+        ExitCode::from(response.exit_code())
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// The one JSON response on stdout, written as the run goes: containers first, each as
@@ -219,8 +231,10 @@ impl ResponseStream {
         });
     }
 
-    fn finish(mut self, response: &Response) -> ExitCode {
-        let code = response.exit_code();
+    /// Write the rest of the response; whether stdout took all of it. When it did not
+    /// (the reader went away, the disk is full), the run exits 1 and its containers
+    /// stay undelivered: the next poll sends them again.
+    fn finish(mut self, response: &Response) -> bool {
         let fields = match serde_json::to_value(response) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
@@ -234,17 +248,36 @@ impl ResponseStream {
                 serde_json::to_writer(&mut *out, value)?;
             }
             out.write_all(b"}\n")?;
-            out.flush()
+            out.flush()?;
+            sync_if_file(out.get_ref())
         });
         match self.failed {
-            None => ExitCode::from(code),
-            // The reader went away (e.g. `| head`): nothing left to tell anyone; the
-            // ledger has every container anyway.
-            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+            None => true,
             Some(e) => {
-                tracing::error!("cannot write the response: {e}");
-                ExitCode::from(2)
+                let containers = match self.count {
+                    0 => String::new(),
+                    1 => "; its 1 container is not delivered: the next poll of the asset's folder sends it again".into(),
+                    n => format!("; its {n} containers are not delivered: the next poll of the asset's folder sends them again"),
+                };
+                tracing::error!("cannot write the whole response on stdout: {e}{containers}");
+                false
             }
         }
     }
+}
+
+/// Make a response redirected to a file durable before its containers count as
+/// delivered; a pipe or terminal has nothing to sync.
+fn sync_if_file(stdout: &std::io::Stdout) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        let file = std::fs::File::from(stdout.as_fd().try_clone_to_owned()?);
+        if file.metadata()?.is_file() {
+            file.sync_data()?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = stdout;
+    Ok(())
 }

@@ -161,8 +161,14 @@ fn by_container(
     let raw = raw_bytes(&container);
     let headers = decoded_headers(&raw);
     if ingest_email {
-        // Already ingested: hand the container back, flagged.
-        container.duplicate = true;
+        // Already ingested: hand the container back, flagged as a duplicate, or as
+        // redelivered when the run that committed it never delivered it.
+        if entry.undelivered {
+            ctx.store.claim_container(id).map_err(|e| e.to_string())?;
+            container.redelivered = true;
+        } else {
+            container.duplicate = true;
+        }
         containers(container.into());
     }
     Ok((headers, Some(id), ingest_email))

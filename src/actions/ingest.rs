@@ -101,22 +101,32 @@ impl Identity {
     }
 }
 
-/// The message's ledger entry when it was ingested before: its container flagged
-/// `duplicate` (when the ledger keeps containers), and its id.
+/// The message's ledger entry when it was ingested before: its container (when the
+/// ledger keeps containers) flagged `duplicate`, or `redelivered` when the run that
+/// committed it never delivered it (this run claims it then), and its id.
 pub fn find_existing(
-    store: &dyn StateStore,
+    store: &mut dyn StateStore,
     identity: &Identity,
 ) -> Result<Option<(Option<Container>, i64)>, IngestError> {
-    let existing = store
+    let storage = |e: crate::state::StateError| IngestError::Storage(e.to_string());
+    let Some(existing) = store
         .find_by_message(identity.message_id.as_deref(), &identity.sha256)
-        .map_err(|e| IngestError::Storage(e.to_string()))?;
-    Ok(existing.map(|existing| {
-        let container = existing.container.map(|mut c| {
+        .map_err(storage)?
+    else {
+        return Ok(None);
+    };
+    if existing.undelivered {
+        store.claim_container(existing.id).map_err(storage)?;
+    }
+    let container = existing.container.map(|mut c| {
+        if existing.undelivered {
+            c.redelivered = true;
+        } else {
             c.duplicate = true;
-            c
-        });
-        (container, existing.id)
-    }))
+        }
+        c
+    });
+    Ok(Some((container, existing.id)))
 }
 
 /// What building a container needs, shared by the threads of a poll that build a
@@ -196,7 +206,7 @@ pub fn ingest(
     ids: &mut std::ops::Range<i64>,
 ) -> Result<Ingested, IngestError> {
     let identity = Identity::of(&message.raw);
-    if let Some((container, id)) = find_existing(&*ctx.store, &identity)? {
+    if let Some((container, id)) = find_existing(&mut *ctx.store, &identity)? {
         return Ok(Ingested::Duplicate(container, id));
     }
     let id = match ids.next() {

@@ -9,6 +9,7 @@ pub mod on_poll;
 pub mod parse_email;
 pub mod poll_batches;
 pub mod poll_plan;
+pub mod redeliver;
 pub mod test_connectivity;
 
 use std::time::Duration;

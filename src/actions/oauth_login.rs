@@ -31,7 +31,7 @@ pub fn run(bytes: &[u8], env: &RunEnv, options: &LoginOptions, prompt: &mut dyn 
             let proxy = https_proxy(&request, env);
             let message = login(&config, &mut opened, proxy, options, prompt)?;
             let message = format!("{message} (asset \"{}\")", request.asset_id);
-            Ok((message, opened.stateless_state()))
+            Ok((message, opened.finish().0))
         });
     let (status, message, state) = match outcome {
         Ok((message, state)) => (Status::Success, message, state),

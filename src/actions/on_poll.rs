@@ -14,6 +14,7 @@ use super::{
     ingest::IngestContext,
     poll_batches::ingest_selection,
     poll_plan::{Plan, plan},
+    redeliver::redeliver,
 };
 use crate::{
     config::{Config, IngestManner},
@@ -37,6 +38,8 @@ pub(super) struct Tally {
     pub(super) artifacts: usize,
     pub(super) bytes: u64,
     pub(super) vanished: usize,
+    /// Containers sent again because the run that committed them never delivered them.
+    pub(super) redelivered: usize,
 }
 
 /// Run one poll for one parameter object.
@@ -56,10 +59,11 @@ pub fn run(
         Ok(note) => ActionResult {
             status: Status::Success,
             message: format!(
-                "Ingested {} new emails ({} already ingested, {} failed){note}",
+                "Ingested {} new emails ({} already ingested, {} failed){}{note}",
                 tally.ingested,
                 tally.duplicates,
-                tally.failed.len()
+                tally.failed.len(),
+                redelivered_note(tally.redelivered),
             ),
             parameter: echoed,
             data: Vec::new(),
@@ -81,6 +85,7 @@ fn summary(tally: &Tally, elapsed: Duration) -> Map<String, Value> {
         "emails_failed": tally.failed.len(),
         "failed": tally.failed,
         "emails_vanished": tally.vanished,
+        "redelivered": tally.redelivered,
         "artifacts": tally.artifacts,
         "bytes_fetched": tally.bytes,
         "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -88,6 +93,15 @@ fn summary(tally: &Tally, elapsed: Duration) -> Map<String, Value> {
         return Map::new();
     };
     map
+}
+
+/// What the message says of redelivered containers, when there were any.
+fn redelivered_note(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => "; redelivered 1 container an earlier run committed but did not deliver".into(),
+        n => format!("; redelivered {n} containers an earlier run committed but did not deliver"),
+    }
 }
 
 /// `H:MM:SS`, as the reference's "Time taken" line.
@@ -142,11 +156,15 @@ fn poll(
 ) -> Result<String, String> {
     let config = ctx.config;
     let poll_now = poll_now_limit(parameter)?;
+    // Before the server is even reached: what an earlier run left undelivered goes out
+    // first, whether or not the mailbox answers this time.
+    let folder_hash = md5_hex(config.folder.as_bytes());
+    tally.redelivered = redeliver(&mut *ctx.store, &folder_hash, containers)?;
     let mut session = ctx.open.open(config, &mut *ctx.store)?;
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = Folder {
-        hash: md5_hex(config.folder.as_bytes()),
+        hash: folder_hash,
         uidvalidity: status
             .uid_validity
             .filter(|&v| v != LEGACY_UIDVALIDITY)

@@ -196,6 +196,7 @@ fn outcomes(
             Step::Duplicate(container) => {
                 tally.duplicates += 1;
                 if let Some(container) = container {
+                    tally.redelivered += usize::from(container.redelivered);
                     containers(container.into());
                 }
                 continue;
@@ -274,7 +275,7 @@ fn decide(
         };
         let (message, oversize) = fetched.swap_remove(at);
         let identity = Identity::of(&message.raw);
-        match find_existing(&*store, &identity) {
+        match find_existing(&mut *store, &identity) {
             Ok(Some((container, _))) => steps.push((uid, Step::Duplicate(container))),
             Ok(None) if in_flight.seen(&identity.sha256) => {
                 tracing::info!("email uid {uid} has the same bytes as one before it in this poll");

@@ -172,6 +172,9 @@ pub struct LedgerEntry {
     /// The whole container (raw email and artifacts included). `None` from a
     /// [`MemoryStore`] for entries of earlier runs: stateless state keeps only the keys.
     pub container: Option<Container>,
+    /// An earlier run committed it but never delivered its response whole (see
+    /// [`StateStore::claim_undelivered`]), and this run has not claimed it yet.
+    pub undelivered: bool,
 }
 
 /// Poll state, ledger and token storage for one asset.
@@ -229,6 +232,24 @@ pub trait StateStore {
     /// Store a batch's containers, their vault index rows and the folder's new progress
     /// in one transaction: all of it is durable on return, or none of it is.
     fn commit_batch(&mut self, batch: &BatchCommit) -> Result<(), StateError>;
+
+    /// The containers of `folder_hash` that runs of this asset committed but never
+    /// delivered (each run's response was cut off: killed, crashed, stdout closed), by
+    /// ascending id. From now on they belong to this run's delivery: the run hands them
+    /// out again, and [`StateStore::confirm_delivery`] settles them with its own.
+    ///
+    /// Delivery is at least once: a container counts as delivered only once the whole
+    /// response that carries it was written, so one killed after that point is sent
+    /// again, under the same source data identifiers, which the platform deduplicates.
+    fn claim_undelivered(&mut self, folder_hash: &str) -> Result<Vec<i64>, StateError>;
+
+    /// Claim one undelivered container found by a lookup (see
+    /// [`LedgerEntry::undelivered`]) for this run's delivery.
+    fn claim_container(&mut self, id: i64) -> Result<(), StateError>;
+
+    /// This run's whole response has been written: every container it committed or
+    /// claimed is delivered. Returns how many were.
+    fn confirm_delivery(&mut self) -> Result<u64, StateError>;
 
     /// A secret blob (OAuth tokens as JSON text) stored under `key`.
     fn get_secret_blob(&self, key: &str) -> Result<Option<Secret>, StateError>;
@@ -467,6 +488,7 @@ pub(crate) mod test_support {
                 "run_automation": true,
             })],
             duplicate: false,
+            redelivered: false,
         }
     }
 

@@ -8,12 +8,13 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::StateError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another asset's run to finish its transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -76,7 +77,22 @@ CREATE TABLE secrets (
     updated_at INTEGER NOT NULL DEFAULT (unixepoch()),
     PRIMARY KEY (asset_id, key)
 ) WITHOUT ROWID;
-"];
+",
+    r"
+-- Containers committed by a run whose response has not (yet) reached its reader whole.
+-- A run's rows carry its number (`delivery_run`); the run deletes them once its whole
+-- response is written, and the next poll of the folder delivers what is left again.
+-- Rows of ledger entries from before this table existed: none (they were delivered).
+CREATE TABLE undelivered (
+    asset_id     TEXT    NOT NULL,
+    container_id INTEGER NOT NULL REFERENCES ledger (id) ON DELETE CASCADE,
+    folder_hash  TEXT    NOT NULL,
+    run          INTEGER NOT NULL CHECK (run > 0),
+    PRIMARY KEY (asset_id, container_id)
+) WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('delivery_run', 0);
+",
+];
 
 /// Create `dir` (and parents) readable by the owner only, if it does not exist.
 pub(super) fn create_private_dir(dir: &Path) -> Result<(), StateError> {

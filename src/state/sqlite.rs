@@ -28,8 +28,9 @@ pub const DATABASE_FILE: &str = "state.sqlite3";
 /// How long a second run of the same asset waits for the first by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// A ledger row as read: id, SDI, Message-ID, SHA-256 of the raw mail, container JSON.
-type LedgerRow = (i64, String, Option<String>, String, Vec<u8>);
+/// A ledger row as read: id, SDI, Message-ID, SHA-256 of the raw mail, container JSON,
+/// and the run its delivery waits on, if it does.
+type LedgerRow = (i64, String, Option<String>, String, Vec<u8>, Option<i64>);
 
 /// The on-disk [`StateStore`] of one asset.
 #[derive(Debug)]
@@ -38,6 +39,9 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     asset_id: String,
+    /// This run's number in the `undelivered` table, once it has committed or claimed a
+    /// container (see [`StateStore::claim_undelivered`]).
+    delivery_run: Option<i64>,
     _lock: AssetLock,
 }
 
@@ -88,6 +92,7 @@ impl SqliteStore {
             conn,
             path,
             asset_id: asset_id.to_owned(),
+            delivery_run: None,
             _lock: lock,
         })
     }
@@ -111,7 +116,7 @@ impl SqliteStore {
     /// `SQLite` keeps no checksums: bytes overwritten inside a stored email would read
     /// back as a different email. The row's SHA-256 of the raw mail catches that.
     fn ledger_row(&self, row: Option<LedgerRow>) -> Result<Option<LedgerEntry>, StateError> {
-        let Some((id, sdi, message_id, sha256, container)) = row else {
+        let Some((id, sdi, message_id, sha256, container, run)) = row else {
             return Ok(None);
         };
         let container = std::str::from_utf8(&container)
@@ -128,6 +133,7 @@ impl SqliteStore {
             message_id,
             sha256,
             container: Some(container),
+            undelivered: run.is_some_and(|run| Some(run) != self.delivery_run),
         }))
     }
 
@@ -137,8 +143,9 @@ impl SqliteStore {
         params: &[&dyn rusqlite::ToSql],
     ) -> Result<Option<LedgerEntry>, StateError> {
         let sql = format!(
-            "SELECT id, sdi, message_id, sha256, container FROM ledger \
-             WHERE asset_id = ?1 AND {condition} ORDER BY id DESC LIMIT 1"
+            "SELECT id, sdi, message_id, sha256, container, \
+             (SELECT run FROM undelivered u WHERE u.asset_id = ledger.asset_id AND u.container_id = ledger.id) \
+             FROM ledger WHERE asset_id = ?1 AND {condition} ORDER BY id DESC LIMIT 1"
         );
         let mut all: Vec<&dyn rusqlite::ToSql> = vec![&self.asset_id];
         all.extend_from_slice(params);
@@ -152,7 +159,14 @@ impl SqliteStore {
                         ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
                         _ => Vec::new(),
                     };
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, container))
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        container,
+                        r.get(5)?,
+                    ))
                 })
                 .optional()
             })
@@ -304,10 +318,104 @@ impl StateStore for SqliteStore {
         // Dropping `tx` on any early return rolls the whole batch back.
         validate_batch(batch, &self.asset_id, next_free)?;
         insert_entries(&tx, &self.asset_id, batch).map_err(err)?;
+        // Each new container waits for this run's response to be written whole.
+        let run = if batch.entries.is_empty() {
+            self.delivery_run
+        } else {
+            let run = delivery_run(&tx, self.delivery_run).map_err(err)?;
+            let mut wait = tx
+                .prepare_cached(
+                    "INSERT INTO undelivered (asset_id, container_id, folder_hash, run) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for entry in &batch.entries {
+                wait.execute(params![
+                    self.asset_id,
+                    entry.container.id,
+                    batch.folder_hash,
+                    run
+                ])
+                .map_err(err)?;
+            }
+            Some(run)
+        };
         if let Some(progress) = &batch.progress {
             write_progress(&tx, &self.asset_id, batch, progress).map_err(err)?;
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        self.delivery_run = run;
+        Ok(())
+    }
+
+    fn claim_undelivered(&mut self, folder_hash: &str) -> Result<Vec<i64>, StateError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, "claim undelivered containers", e);
+        let others = "asset_id = ?1 AND folder_hash = ?2 AND run <> ?3";
+        let mine = self.delivery_run.unwrap_or(0);
+        // A read first: a run with nothing to redeliver (nearly every run) writes nothing.
+        let waiting: bool = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM undelivered WHERE {others})"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_row(params![self.asset_id, folder_hash, mine], |r| r.get(0))
+            })
+            .map_err(err)?;
+        if !waiting {
+            return Ok(Vec::new());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let run = delivery_run(&tx, self.delivery_run).map_err(err)?;
+        let mut ids: Vec<i64> = tx
+            .prepare(&format!(
+                "UPDATE undelivered SET run = ?4 WHERE {others} RETURNING container_id"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map(params![self.asset_id, folder_hash, mine, run], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        self.delivery_run = Some(run);
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn claim_container(&mut self, id: i64) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, "claim an undelivered container", e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let run = delivery_run(&tx, self.delivery_run).map_err(err)?;
+        tx.execute(
+            "UPDATE undelivered SET run = ?3 WHERE asset_id = ?1 AND container_id = ?2",
+            params![self.asset_id, id, run],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        self.delivery_run = Some(run);
+        Ok(())
+    }
+
+    fn confirm_delivery(&mut self) -> Result<u64, StateError> {
+        let Some(run) = self.delivery_run else {
+            return Ok(0);
+        };
+        let delivered = self
+            .conn
+            .execute(
+                "DELETE FROM undelivered WHERE asset_id = ?1 AND run = ?2",
+                params![self.asset_id, run],
+            )
+            .map_err(self.err("record the delivery"))?;
+        Ok(delivered as u64)
     }
 
     fn get_secret_blob(&self, key: &str) -> Result<Option<Secret>, StateError> {
@@ -334,6 +442,19 @@ impl StateStore for SqliteStore {
             ),
         };
         result.map(drop).map_err(self.err("store a token"))
+    }
+}
+
+/// This run's number in the `undelivered` table: `known`, or a new one drawn inside
+/// `tx`, so it is only ever used by the run that drew it.
+fn delivery_run(tx: &Transaction<'_>, known: Option<i64>) -> rusqlite::Result<i64> {
+    match known {
+        Some(run) => Ok(run),
+        None => tx.query_row(
+            "UPDATE counters SET value = value + 1 WHERE name = 'delivery_run' RETURNING value",
+            [],
+            |row| row.get(0),
+        ),
     }
 }
 
@@ -724,6 +845,111 @@ mod tests {
         }
         let ids: i64 = open(dir.path(), "0").next_container_id().unwrap();
         assert_eq!(ids, 9, "eight ids handed out, none twice");
+    }
+
+    #[test]
+    fn containers_wait_for_delivery_until_their_run_confirms_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // A run commits two containers and is cut off before its response is whole.
+        let cut_off = {
+            let mut store = open(dir.path(), "7");
+            let ids = ingest(&mut store, 1, &[3, 4]);
+            // Its own containers are not "undelivered" to itself: found again in the
+            // same run, they are plain duplicates of what it already sends.
+            let own = store.container_by_id(ids[0]).unwrap().unwrap();
+            assert!(!own.undelivered);
+            ids
+        };
+        // The next run sees them waiting, claims them for its folder, and commits one
+        // of its own.
+        let mut next = open(dir.path(), "7");
+        let found = next.find_by_uid(FOLDER, 1, 4).unwrap().unwrap();
+        assert!(found.undelivered, "another run's container awaits delivery");
+        assert!(next.claim_undelivered("other folder").unwrap().is_empty());
+        assert_eq!(next.claim_undelivered(FOLDER).unwrap(), cut_off);
+        assert!(
+            !next
+                .container_by_id(cut_off[0])
+                .unwrap()
+                .unwrap()
+                .undelivered
+        );
+        // Claimed once per run: a second poll of the folder in it sends nothing again.
+        assert!(next.claim_undelivered(FOLDER).unwrap().is_empty());
+        let own = ingest(&mut next, 1, &[5]);
+        assert_eq!(next.confirm_delivery().unwrap(), 3);
+        drop(next);
+        let mut after = open(dir.path(), "7");
+        assert!(after.claim_undelivered(FOLDER).unwrap().is_empty());
+        for id in cut_off.iter().chain(&own) {
+            assert!(!after.container_by_id(*id).unwrap().unwrap().undelivered);
+        }
+        // Confirming a run that delivered nothing changes nothing.
+        assert_eq!(after.confirm_delivery().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_run_cut_off_after_claiming_leaves_the_containers_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ingest(&mut open(dir.path(), "7"), 1, &[3]);
+        // Claimed, then killed before its response was whole.
+        assert_eq!(
+            open(dir.path(), "7").claim_undelivered(FOLDER).unwrap(),
+            ids
+        );
+        // Still waiting for the run after; never for another asset.
+        assert!(
+            open(dir.path(), "8")
+                .claim_undelivered(FOLDER)
+                .unwrap()
+                .is_empty()
+        );
+        let mut next = open(dir.path(), "7");
+        assert_eq!(next.claim_undelivered(FOLDER).unwrap(), ids);
+        assert_eq!(next.confirm_delivery().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_container_found_undelivered_is_claimed_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ingest(&mut open(dir.path(), "7"), 1, &[3, 4]);
+        let mut next = open(dir.path(), "7");
+        next.claim_container(ids[1]).unwrap();
+        assert!(!next.container_by_id(ids[1]).unwrap().unwrap().undelivered);
+        assert_eq!(next.confirm_delivery().unwrap(), 1);
+        drop(next);
+        // The other one still waits.
+        assert_eq!(
+            open(dir.path(), "7").claim_undelivered(FOLDER).unwrap(),
+            [ids[0]]
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_its_ledger_counts_as_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ingest(&mut open(dir.path(), "7"), 1, &[3]);
+        // What a database written by the previous release looks like.
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute_batch(
+            "DROP TABLE undelivered; DELETE FROM counters WHERE name = 'delivery_run'; \
+             UPDATE schema_version SET version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = open(dir.path(), "7");
+        assert_eq!(schema_version(&store.conn).unwrap(), SCHEMA_VERSION);
+        assert!(store.claim_undelivered(FOLDER).unwrap().is_empty());
+        assert!(!store.container_by_id(ids[0]).unwrap().unwrap().undelivered);
+        ingest(&mut store, 1, &[4]);
+        drop(store);
+        assert_eq!(
+            open(dir.path(), "7")
+                .claim_undelivered(FOLDER)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

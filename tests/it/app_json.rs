@@ -178,3 +178,31 @@ fn parse_email_output_paths_match_a_real_response() {
         "in app.json but never produced: {unproduced:?}"
     );
 }
+
+#[test]
+fn on_poll_summary_paths_are_declared_for_a_real_poll() {
+    // The response of a real poll, recorded against Dovecot (fixtures/imap/); its timing
+    // (`elapsed_ms`) is left out of the reviewed file, so it is checked by name.
+    let text =
+        std::fs::read_to_string(root().join("fixtures/imap/poll-implicit-tls.response.json"))
+            .unwrap();
+    let response: Value = serde_json::from_str(&text).unwrap();
+    let declared = output_paths(&app_json(), "on_poll");
+    let mut produced: BTreeSet<String> = produced_paths(&response)
+        .into_iter()
+        .filter(|path| path.starts_with("action_result.summary."))
+        .collect();
+    produced.insert("action_result.summary.elapsed_ms".into());
+    // A list (`failed`) is declared by its items' fields (`failed.*.uid`).
+    let undeclared: Vec<&String> = produced
+        .iter()
+        .filter(|path| {
+            let items = format!("{path}.*.");
+            !declared.contains(*path) && !declared.iter().any(|d| d.starts_with(&items))
+        })
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "produced but not in app.json: {undeclared:?}"
+    );
+}

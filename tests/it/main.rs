@@ -24,6 +24,8 @@ mod session;
 mod poll;
 // on poll under faults: SIGKILL, dropped connections, stateless runs, a busy asset.
 mod poll_faults;
+// Delivery: what a cut-off run committed goes out again with the next poll.
+mod delivery;
 // Fault injection: cuts after any byte either way, a full or read-only disk, corrupt state.
 mod faults;
 // get email against the real Dovecot.

@@ -39,14 +39,15 @@ fn poll(config: &Value, home: &Path) -> (Run, Value) {
     (run, response)
 }
 
-/// The UIDs (from the SDIs) of the containers a poll created, checking the SDI format.
+/// The UIDs (from the SDIs) of the containers a poll created, checking the SDI format:
+/// neither those it found already ingested nor those it sent again for an earlier run.
 pub fn new_uids(response: &Value, folder: &str) -> Vec<u32> {
     let prefix = format!("{} : ", soar_imap::sdi::md5_hex(folder.as_bytes()));
     response["containers"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c.get("duplicate").is_none())
+        .filter(|c| c.get("duplicate").is_none() && c.get("redelivered").is_none())
         .map(|c| {
             let sdi = c["source_data_identifier"].as_str().unwrap();
             sdi.strip_prefix(&prefix)
