@@ -7,8 +7,8 @@ as they are; each artifact's name, `cef`, `cef_types`, SDI and `run_automation`.
 models refuse unknown keys, so `found_in` (where an indicator outside the body was
 found) goes into the artifact's cef as `foundIn`, where SOAR shows it and playbooks can
 read it, and any other key they do not know goes into the object's `data`. The binary's
-own container id and `duplicate` flag are connector bookkeeping with no meaning in SOAR;
-they are not passed on.
+own container id and its `duplicate` and `redelivered` flags are connector bookkeeping
+with no meaning in SOAR (whose SDIs absorb a copy); they are not passed on.
 
 A Vault Artifact is finished once its file is in the SOAR vault: `vaultId` and `cs6`
 become the id the vault returns, `container_id` the SOAR container's, and its SDI is
@@ -40,7 +40,7 @@ logger = getLogger()
 
 VAULT_ARTIFACT = "Vault Artifact"
 #: Container keys of the binary that are not passed on (see the module's docs).
-BOOKKEEPING = frozenset({"id", "duplicate", "artifacts"})
+BOOKKEEPING = frozenset({"id", "duplicate", "redelivered", "artifacts"})
 
 
 def to_container(container: JSON) -> Container:

@@ -136,6 +136,7 @@ def test_containers_keep_everything_but_the_binarys_bookkeeping() -> None:
         {
             "id": 3,
             "duplicate": True,
+            "redelivered": True,
             "name": "Invoice",
             "source_data_identifier": "af1cd994dfcb9286c394d142687ff5a0 : 5",
             "label": "phishing",
