@@ -136,6 +136,25 @@ pub struct Outgoing {
     pub json: Option<String>,
 }
 
+/// Where a run's containers go, each as soon as it is durable: the response on stdout,
+/// or a list in memory.
+pub trait ContainerSink {
+    /// Hand on one container.
+    fn send(&mut self, container: Outgoing);
+
+    /// Whether nobody can receive containers any more (the response's reader went
+    /// away, or its disk is full): a long run stops early, leaving the rest queued.
+    fn closed(&self) -> bool {
+        false
+    }
+}
+
+impl<F: FnMut(Outgoing)> ContainerSink for F {
+    fn send(&mut self, container: Outgoing) {
+        self(container);
+    }
+}
+
 impl From<Container> for Outgoing {
     fn from(container: Container) -> Self {
         Outgoing {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::{
     actions::{self, connect::Connector},
     config::{AuthType, Config},
-    container::Outgoing,
+    container::{ContainerSink, Outgoing},
     imap::Link,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
     state::{DEFAULT_LOCK_WAIT, MemoryStore, SqliteStore, StateStore},
@@ -79,7 +79,8 @@ impl RunEnv {
 /// response is in the caller's hands on return, so its containers count as delivered.
 pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
     let mut containers = Vec::new();
-    let (mut response, delivery) = run_streaming(bytes, env, &mut |c| containers.push(c.container));
+    let (mut response, delivery) =
+        run_streaming(bytes, env, &mut |c: Outgoing| containers.push(c.container));
     if let Err(message) = delivery.confirm() {
         tracing::warn!("{message}");
     }
@@ -94,7 +95,7 @@ pub fn run(bytes: &[u8], env: &RunEnv) -> Response {
 pub fn run_streaming(
     bytes: &[u8],
     env: &RunEnv,
-    sink: &mut dyn FnMut(Outgoing),
+    sink: &mut dyn ContainerSink,
 ) -> (Response, Delivery) {
     match protocol::parse_request(bytes) {
         Ok(request) => run_request(&request, env, sink),
@@ -136,7 +137,7 @@ impl Delivery {
 pub fn run_request(
     request: &Request,
     env: &RunEnv,
-    sink: &mut dyn FnMut(Outgoing),
+    sink: &mut dyn ContainerSink,
 ) -> (Response, Delivery) {
     let action = request.action;
     tracing::info!(action = action.name(), asset = %request.asset_id, "starting {}", action.name());
@@ -259,7 +260,7 @@ impl Run<'_> {
         action: Action,
         parameters: &[Map<String, Value>],
         mut opened: Option<&mut Opened>,
-        sink: &mut dyn FnMut(Outgoing),
+        sink: &mut dyn ContainerSink,
     ) -> Vec<ActionResult> {
         if action == Action::ParseEmail {
             // Emails are independent: built together on every core, their attachments
@@ -285,7 +286,7 @@ impl Run<'_> {
         action: Action,
         parameter: &Map<String, Value>,
         opened: Option<&mut Opened>,
-        containers: &mut dyn FnMut(Outgoing),
+        containers: &mut dyn ContainerSink,
     ) -> ActionResult {
         let config = self.config;
         match (action, opened) {

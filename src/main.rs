@@ -8,6 +8,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use soar_imap::{
+    container::{ContainerSink, Outgoing},
     dispatch::{self, RunEnv},
     imap::Link,
     logging::{self, LogFormat},
@@ -140,9 +141,7 @@ fn main() -> ExitCode {
         }
     };
     let mut stream = ResponseStream::begin();
-    let (response, delivery) = dispatch::run_streaming(&bytes, &env, &mut |container| {
-        stream.container(&container);
-    });
+    let (response, delivery) = dispatch::run_streaming(&bytes, &env, &mut stream);
     if !stream.finish(&response) {
         // Cut off: its containers stay undelivered, for the next poll to send again.
         return ExitCode::from(1);
@@ -211,7 +210,7 @@ impl ResponseStream {
         }
     }
 
-    fn container(&mut self, outgoing: &soar_imap::container::Outgoing) {
+    fn container(&mut self, outgoing: &Outgoing) {
         let first = self.count == 0;
         self.count += 1;
         self.write(|out| {
@@ -263,6 +262,16 @@ impl ResponseStream {
                 false
             }
         }
+    }
+}
+
+impl ContainerSink for ResponseStream {
+    fn send(&mut self, container: Outgoing) {
+        self.container(&container);
+    }
+
+    fn closed(&self) -> bool {
+        self.failed.is_some()
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::ingest::{IngestContext, Ingested, ingest};
 use crate::{
-    container::{Container, Outgoing},
+    container::{Container, ContainerSink, Outgoing},
     dispatch::echo_parameter,
     imap::FetchedMessage,
     mime::headers::decoded_header_map,
@@ -27,7 +27,7 @@ enum Target {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let outcome = target(parameter)
@@ -133,7 +133,7 @@ fn get(
     ctx: &mut IngestContext<'_>,
     target: &Target,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Result<Got, String> {
     match target {
         Target::Container(id) => by_container(ctx, *id, ingest_email, containers),
@@ -148,7 +148,7 @@ fn by_container(
     ctx: &mut IngestContext<'_>,
     id: i64,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Result<Got, String> {
     let entry = ctx
         .store
@@ -169,7 +169,7 @@ fn by_container(
         } else {
             container.duplicate = true;
         }
-        containers(container.into());
+        containers.send(container.into());
     }
     Ok((headers, Some(id), ingest_email))
 }
@@ -193,7 +193,7 @@ fn by_uid(
     uid: u32,
     folder: Option<&str>,
     ingest_email: bool,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Result<Got, String> {
     let config = ctx.config;
     let mut session = ctx.open.open(config, &mut *ctx.store)?;
@@ -229,7 +229,7 @@ fn by_uid(
     let container_id = match ingest(ctx, message, &folder, false, &mut ids)? {
         Ingested::Duplicate(container, id) => {
             if let Some(container) = container {
-                containers(container.into());
+                containers.send(container.into());
             }
             id
         }
@@ -246,7 +246,7 @@ fn by_uid(
             ctx.store.commit_batch(&batch).map_err(|e| e.to_string())?;
             // The committed entry comes back to go out, without a copy.
             for entry in batch.entries {
-                containers(Outgoing {
+                containers.send(Outgoing {
                     container: entry.container,
                     json: Some(entry.json),
                 });

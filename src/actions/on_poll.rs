@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     config::{Config, IngestManner},
-    container::Outgoing,
+    container::ContainerSink,
     dispatch::echo_parameter,
     imap::{MailSession, search_all},
     protocol::{ActionResult, Status},
@@ -28,6 +28,9 @@ use crate::{
 
 /// `container_count` of a scheduled poll (the platform's "no limit").
 pub const SCHEDULED: u64 = 4_294_967_295;
+/// Why a poll stops when its containers can no longer be written.
+pub(super) const READER_GONE: &str = "the response could not be written (its reader went away, or its disk is full); the poll stopped, and what it committed goes out again with the next poll, the rest stays queued";
+
 /// What the poll did, for `summary`.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
@@ -46,7 +49,7 @@ pub(super) struct Tally {
 pub fn run(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     let started = Instant::now();
@@ -151,7 +154,7 @@ pub(super) struct Selection {
 fn poll(
     parameter: &Map<String, Value>,
     ctx: &mut IngestContext<'_>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
     tally: &mut Tally,
 ) -> Result<String, String> {
     let config = ctx.config;
@@ -160,6 +163,9 @@ fn poll(
     // first, whether or not the mailbox answers this time.
     let folder_hash = md5_hex(config.folder.as_bytes());
     tally.redelivered = redeliver(&mut *ctx.store, &folder_hash, containers)?;
+    if containers.closed() {
+        return Err(READER_GONE.into());
+    }
     let mut session = ctx.open.open(config, &mut *ctx.store)?;
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
@@ -311,7 +317,7 @@ mod tests {
     use std::cell::RefCell;
 
     use crate::{
-        container::Container,
+        container::{Container, Outgoing},
         imap::{FetchedMessage, FolderStatus, ImapError},
         state::MemoryStore,
         vault::{MemoryVault, Vault, VaultError},
@@ -612,6 +618,59 @@ mod tests {
         // `duplicate`, as for any mail ingested before.
         assert_eq!(uids.iter().filter(|&&u| u == 1).count(), 2, "{uids:?}");
         assert!(!uids.contains(&2) && !uids.contains(&60) && !uids.contains(&120));
+    }
+
+    /// A reader that takes `capacity` containers, then goes away.
+    struct Reader {
+        capacity: usize,
+        got: Vec<Outgoing>,
+    }
+
+    impl crate::container::ContainerSink for Reader {
+        fn send(&mut self, container: Outgoing) {
+            if !self.closed() {
+                self.got.push(container);
+            }
+        }
+        fn closed(&self) -> bool {
+            self.got.len() >= self.capacity
+        }
+    }
+
+    #[test]
+    fn a_poll_whose_reader_went_away_stops_and_leaves_the_rest_queued() {
+        MAILBOX.with(|m| {
+            *m.borrow_mut() = (1..=200).map(|uid| mail(uid, &format!("f {uid}"))).collect();
+        });
+        let folder = md5_hex(b"inbox");
+        let mut store = MemoryStore::new(&folder);
+        let vault = PickyVault::default();
+        let config =
+            Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
+                .unwrap();
+        let mut ctx = IngestContext {
+            config: &config,
+            label: "email",
+            store: &mut store,
+            vault: &vault,
+            open: &open_fake,
+        };
+        let mut reader = Reader {
+            capacity: 10,
+            got: Vec::new(),
+        };
+        let result = run(&Map::new(), &mut ctx, &mut reader);
+        assert_eq!(result.status, Status::Failed);
+        assert!(result.message.contains(READER_GONE), "{}", result.message);
+        // It stopped within a batch or two of the reader going: not the whole folder.
+        let ingested = result.summary["emails_ingested"].as_u64().unwrap();
+        assert!((10..=150).contains(&ingested), "{ingested}");
+        let pending = store.pending(&folder, 77).unwrap();
+        assert_eq!(pending.len() as u64, 200 - ingested, "the rest stays queued");
+        // Nothing lost: the next poll takes exactly the rest.
+        let (result, uids) = poll_once(&mut store, &mut PickyVault::default());
+        assert_eq!(result.status, Status::Success, "{}", result.message);
+        assert_eq!(uids, pending);
     }
 
     #[test]

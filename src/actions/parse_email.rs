@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     artifacts::summary::triage_summary,
     config::Config,
-    container::{Container, EmailSource, Outgoing, build_container},
+    container::{Container, ContainerSink, EmailSource, build_container},
     dispatch::{RunEnv, echo_parameter},
     mime::headers::decoded_header_map,
     protocol::{ActionResult, Status, json_type, show},
@@ -47,7 +47,7 @@ pub fn run(
     label: &str,
     env: &RunEnv,
     vault_dir: Option<&Path>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> ActionResult {
     let mut results = run_all(
         std::slice::from_ref(parameter),
@@ -73,7 +73,7 @@ pub fn run_all(
     label: &str,
     env: &RunEnv,
     vault_dir: Option<&Path>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Vec<ActionResult> {
     let vault = env.vault(config, vault_dir);
     let mut results = Vec::with_capacity(parameters.len());
@@ -179,7 +179,7 @@ fn build_batch(
 fn outcome(
     parameter: &Map<String, Value>,
     parsed: Parsed,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> ActionResult {
     let echoed = echo_parameter(parameter);
     match parsed {
@@ -199,7 +199,7 @@ fn outcome(
             if let Value::Object(data) = &mut data {
                 data.extend(triage_summary(&container.artifacts));
             }
-            containers(container.into());
+            containers.send(container.into());
             ActionResult {
                 status: Status::Success,
                 message,

@@ -7,11 +7,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::{
     build_pool::{BuildPool, not_built},
     ingest::{Builder, Identity, IngestContext, IngestError, ToBuild, find_existing},
-    on_poll::{Folder, Selection, Tally},
+    on_poll::{Folder, READER_GONE, Selection, Tally},
     poll_plan::Plan,
 };
 use crate::{
-    container::{Container, Outgoing},
+    container::{Container, ContainerSink, Outgoing},
     imap::{FetchedMessage, MailSession},
     state::{BatchCommit, FailedUid, FolderProgress, NewLedgerEntry, Position, StateStore},
     vault::Vault,
@@ -64,7 +64,7 @@ pub(super) fn ingest_selection(
     ctx: &mut IngestContext<'_>,
     folder: &Folder,
     selection: &Selection,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
     tally: &mut Tally,
 ) -> Result<(), String> {
     let Selection { plan, position, .. } = selection;
@@ -100,6 +100,12 @@ pub(super) fn ingest_selection(
         // Messages of the batches not committed yet, which the ledger cannot know.
         let mut in_flight = InFlight::default();
         while !rest.is_empty() {
+            if containers.closed() {
+                // Nobody receives the containers any more: what is built is committed
+                // (to go out again with the next poll), the rest stays queued.
+                settle(waiting.take(), store, vault, folder, containers, tally)?;
+                return Err(READER_GONE.into());
+            }
             let batch = match prefetched.take() {
                 Some(batch) => batch,
                 None => fetcher.next(rest, tally),
@@ -182,7 +188,7 @@ fn outcomes(
     remaining: &mut BTreeSet<u32>,
     failed: &mut Vec<FailedUid>,
     tally: &mut Tally,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Result<Vec<NewLedgerEntry>, Stopped> {
     let mut built = built.into_iter();
     let mut entries = Vec::new();
@@ -197,7 +203,7 @@ fn outcomes(
                 tally.duplicates += 1;
                 if let Some(container) = container {
                     tally.redelivered += usize::from(container.redelivered);
-                    containers(container.into());
+                    containers.send(container.into());
                 }
                 continue;
             }
@@ -311,7 +317,7 @@ fn settle(
     store: &mut dyn StateStore,
     vault: &dyn Vault,
     folder: &Folder,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
     tally: &mut Tally,
 ) -> Result<(), String> {
     match settled {
@@ -331,7 +337,7 @@ fn commit_and_emit(
     folder: &Folder,
     entries: Vec<NewLedgerEntry>,
     progress: Option<FolderProgress>,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
     tally: &mut Tally,
 ) -> Result<(), String> {
     vault.flush().map_err(|e| e.to_string())?;
@@ -342,7 +348,7 @@ fn commit_and_emit(
         .map(|e| e.container.artifacts.len())
         .sum::<usize>();
     for entry in committed {
-        containers(Outgoing {
+        containers.send(Outgoing {
             container: entry.container,
             json: Some(entry.json),
         });

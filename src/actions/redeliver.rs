@@ -8,13 +8,13 @@
 //! id, same container and artifact source data identifiers, so the platform's own
 //! de-duplication absorbs a copy it did get), flagged `redelivered`.
 
-use crate::{container::Outgoing, state::StateStore};
+use crate::{container::ContainerSink, state::StateStore};
 
 /// Hand on the undelivered containers of `folder_hash`, oldest first; how many.
 pub fn redeliver(
     store: &mut dyn StateStore,
     folder_hash: &str,
-    containers: &mut dyn FnMut(Outgoing),
+    containers: &mut dyn ContainerSink,
 ) -> Result<usize, String> {
     let ids = store
         .claim_undelivered(folder_hash)
@@ -27,6 +27,10 @@ pub fn redeliver(
     }
     let mut sent = 0;
     for &id in &ids {
+        if containers.closed() {
+            // They stay undelivered, for the poll after.
+            break;
+        }
         // One at a time from the ledger: memory stays bounded however many wait.
         let entry = store
             .container_by_id(id)
@@ -38,7 +42,7 @@ pub fn redeliver(
         };
         container.redelivered = true;
         container.duplicate = false;
-        containers(container.into());
+        containers.send(container.into());
         sent += 1;
     }
     Ok(sent)
