@@ -439,11 +439,12 @@ mod tests {
         (uid, raw.into_bytes())
     }
 
-    /// Poll `MAILBOX` once with `store` and `vault`: the result and what went out.
-    fn poll_outgoing(
+    /// Poll `MAILBOX` once with `store` and `vault` into `sink`.
+    fn poll_into(
         store: &mut MemoryStore,
-        vault: &mut PickyVault,
-    ) -> (ActionResult, Vec<Outgoing>) {
+        vault: &PickyVault,
+        sink: &mut dyn crate::container::ContainerSink,
+    ) -> ActionResult {
         let config =
             Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
                 .unwrap();
@@ -454,8 +455,16 @@ mod tests {
             vault,
             open: &open_fake,
         };
+        run(&Map::new(), &mut ctx, sink)
+    }
+
+    /// Poll `MAILBOX` once with `store` and `vault`: the result and what went out.
+    fn poll_outgoing(
+        store: &mut MemoryStore,
+        vault: &mut PickyVault,
+    ) -> (ActionResult, Vec<Outgoing>) {
         let mut containers = Vec::new();
-        let result = run(&Map::new(), &mut ctx, &mut |c| containers.push(c));
+        let result = poll_into(store, vault, &mut |c| containers.push(c));
         (result, containers)
     }
 
@@ -640,33 +649,28 @@ mod tests {
     #[test]
     fn a_poll_whose_reader_went_away_stops_and_leaves_the_rest_queued() {
         MAILBOX.with(|m| {
-            *m.borrow_mut() = (1..=200).map(|uid| mail(uid, &format!("f {uid}"))).collect();
+            *m.borrow_mut() = (1..=200)
+                .map(|uid| mail(uid, &format!("f {uid}")))
+                .collect();
         });
         let folder = md5_hex(b"inbox");
         let mut store = MemoryStore::new(&folder);
-        let vault = PickyVault::default();
-        let config =
-            Config::from_json(&json!({"server": "fake", "username": "u", "password": "p"}))
-                .unwrap();
-        let mut ctx = IngestContext {
-            config: &config,
-            label: "email",
-            store: &mut store,
-            vault: &vault,
-            open: &open_fake,
-        };
         let mut reader = Reader {
             capacity: 10,
             got: Vec::new(),
         };
-        let result = run(&Map::new(), &mut ctx, &mut reader);
+        let result = poll_into(&mut store, &PickyVault::default(), &mut reader);
         assert_eq!(result.status, Status::Failed);
         assert!(result.message.contains(READER_GONE), "{}", result.message);
         // It stopped within a batch or two of the reader going: not the whole folder.
         let ingested = result.summary["emails_ingested"].as_u64().unwrap();
         assert!((10..=150).contains(&ingested), "{ingested}");
         let pending = store.pending(&folder, 77).unwrap();
-        assert_eq!(pending.len() as u64, 200 - ingested, "the rest stays queued");
+        assert_eq!(
+            pending.len() as u64,
+            200 - ingested,
+            "the rest stays queued"
+        );
         // Nothing lost: the next poll takes exactly the rest.
         let (result, uids) = poll_once(&mut store, &mut PickyVault::default());
         assert_eq!(result.status, Status::Success, "{}", result.message);

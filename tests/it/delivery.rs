@@ -24,11 +24,19 @@ use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
     poll::new_uids,
     poll_faults::{
-        Lcg, append_all, assert_ledger_has_each_once, config, fault_seed, ledger_count, message,
+        KillSetup, Lcg, append_all, assert_ledger_has_each_once, config, ledger_count, message,
         open_db, poll, poll_request, spawn,
     },
     support::{Run, run_json, wait_bounded},
 };
+
+/// A Dovecot whose INBOX holds `n` reports tagged `tag`, and an empty data directory.
+fn inbox_of(tag: &str, n: u32) -> (Dovecot, tempfile::TempDir) {
+    let server = Dovecot::start();
+    let messages: Vec<Vec<u8>> = (1..=n).map(|i| message(tag, i)).collect();
+    append_all(&server, "INBOX", &messages);
+    (server, tempfile::tempdir().unwrap())
+}
 
 /// The source data identifier of UID `uid` of `folder`.
 fn sdi(folder: &str, uid: u32) -> String {
@@ -203,25 +211,15 @@ fn run_killed(
 fn polls_killed_at_random_moments_deliver_every_committed_container_in_a_later_response() {
     const N: u32 = 300;
     const KILLS: u32 = 8;
-    let server = Dovecot::start();
-    let messages: Vec<Vec<u8>> = (1..=N).map(|n| message("deliver", n)).collect();
-    append_all(&server, "INBOX", &messages);
-    let home = tempfile::tempdir().unwrap();
-    let request = poll_request(
-        &config(&server, server.imaps_port, "INBOX", 1000, 1000),
-        "phish",
-    );
-    let seed = fault_seed();
-    eprintln!("SIGKILL schedule seed {seed}: replay with SOAR_IMAP_FAULT_SEED={seed}");
-    let mut rng = Lcg(seed);
-
-    // How long an uninterrupted poll of the folder takes on this machine now, elsewhere.
-    let scratch = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let (run, _) = poll(&request, scratch.path());
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let whole_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let batch_ms = whole_ms / u64::from(N.div_ceil(50)) + 1;
+    let KillSetup {
+        server: _server,
+        home,
+        request,
+        seed,
+        mut rng,
+        whole_ms,
+        batch_ms,
+    } = KillSetup::new("deliver", N);
 
     let mut record = Seen::default();
     let mut history = Vec::new();
@@ -301,10 +299,7 @@ fn polls_killed_at_random_moments_deliver_every_committed_container_in_a_later_r
 #[test]
 fn a_reader_that_goes_away_midway_gets_the_containers_again_from_that_asset_only() {
     const N: u32 = 200;
-    let server = Dovecot::start();
-    let messages: Vec<Vec<u8>> = (1..=N).map(|n| message("reader", n)).collect();
-    append_all(&server, "INBOX", &messages);
-    let home = tempfile::tempdir().unwrap();
+    let (server, home) = inbox_of("reader", N);
     let config = config(&server, server.imaps_port, "INBOX", 1000, 1000);
 
     // A consumer reads the first two containers, then closes its end (`| head -3`).
@@ -404,10 +399,7 @@ fn run_onto_a_full_disk(request: &Value, home: &Path) -> Run {
 
 #[test]
 fn get_email_onto_a_full_disk_fails_and_its_container_goes_out_again() {
-    let server = Dovecot::start();
-    let messages: Vec<Vec<u8>> = (1..=3).map(|n| message("get", n)).collect();
-    append_all(&server, "INBOX", &messages);
-    let home = tempfile::tempdir().unwrap();
+    let (server, home) = inbox_of("get", 3);
     let config = json!({"server": "localhost", "port": server.imaps_port, "use_ssl": true,
         "username": USER, "password": PASSWORD, "ca_cert": server.ca_pem(), "timeout_secs": 10});
     let get = |uid: u32| {
@@ -454,10 +446,7 @@ fn get_email_onto_a_full_disk_fails_and_its_container_goes_out_again() {
 
 #[test]
 fn a_stateless_poll_cut_off_leaves_the_callers_state_where_it_was() {
-    let server = Dovecot::start();
-    let messages: Vec<Vec<u8>> = (1..=3).map(|n| message("stateless", n)).collect();
-    append_all(&server, "INBOX", &messages);
-    let home = tempfile::tempdir().unwrap();
+    let (server, home) = inbox_of("stateless", 3);
     let mut request = poll_request(
         &config(&server, server.imaps_port, "INBOX", 1000, 1000),
         "phish",

@@ -263,30 +263,61 @@ pub(crate) fn fault_seed() -> u64 {
         .map_or(1, |d| d.as_secs() << 30 ^ u64::from(d.subsec_nanos()))
 }
 
+/// A kill experiment's start: a Dovecot whose INBOX holds `n` reports tagged `tag`, the
+/// scheduled poll of all of them for asset "phish", its seeded kill schedule (printed
+/// for replay), and how long an uninterrupted poll takes on this machine now (timed in
+/// another data directory), which scales the kill delays, with a batch's share of it.
+pub(crate) struct KillSetup {
+    pub(crate) server: Dovecot,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) request: Value,
+    pub(crate) seed: u64,
+    pub(crate) rng: Lcg,
+    pub(crate) whole_ms: u64,
+    pub(crate) batch_ms: u64,
+}
+
+impl KillSetup {
+    pub(crate) fn new(tag: &str, n: u32) -> KillSetup {
+        let server = Dovecot::start();
+        let messages: Vec<Vec<u8>> = (1..=n).map(|i| message(tag, i)).collect();
+        append_all(&server, "INBOX", &messages);
+        let request = poll_request(
+            &config(&server, server.imaps_port, "INBOX", 1000, 1000),
+            "phish",
+        );
+        let seed = fault_seed();
+        eprintln!("SIGKILL schedule seed {seed}: replay with SOAR_IMAP_FAULT_SEED={seed}");
+        let scratch = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let (run, _) = poll(&request, scratch.path());
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        let whole_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        KillSetup {
+            server,
+            home: tempfile::tempdir().unwrap(),
+            request,
+            seed,
+            rng: Lcg(seed),
+            whole_ms,
+            batch_ms: whole_ms / u64::from(n.div_ceil(50)) + 1,
+        }
+    }
+}
+
 #[test]
 fn sigkill_at_any_point_then_rerun_ingests_every_message_exactly_once() {
     const N: u32 = 300;
     const KILLS: u32 = 10;
-    let server = Dovecot::start();
-    let messages: Vec<Vec<u8>> = (1..=N).map(|n| message("kill", n)).collect();
-    append_all(&server, "INBOX", &messages);
-    let home = tempfile::tempdir().unwrap();
-    let request = poll_request(
-        &config(&server, server.imaps_port, "INBOX", 1000, 1000),
-        "phish",
-    );
-    let seed = fault_seed();
-    eprintln!("SIGKILL schedule seed {seed}: replay with SOAR_IMAP_FAULT_SEED={seed}");
-    let mut rng = Lcg(seed);
-
-    // An uninterrupted poll of the whole folder, elsewhere: how long one takes on this
-    // machine now, which scales the delays.
-    let scratch = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let (run, _) = poll(&request, scratch.path());
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let whole_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let batch_ms = whole_ms / u64::from(N.div_ceil(50)) + 1;
+    let KillSetup {
+        server,
+        home,
+        request,
+        seed,
+        mut rng,
+        whole_ms,
+        batch_ms,
+    } = KillSetup::new("kill", N);
 
     // Even attempts: killed at a random instant of the first half of what is left of a
     // poll (connecting, logging in, searching, any batch). Odd attempts: killed at a
