@@ -47,6 +47,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "extract_domains",
     "extract_hashes",
     "add_body_to_header_artifacts",
+    "after_ingest",
+    "after_ingest_folder",
 ];
 
 /// The folder polled when `folder` is not set (the reference's default).
@@ -76,6 +78,34 @@ impl AuthType {
         match self {
             Self::Basic => "Basic",
             Self::OAuth => "OAuth",
+        }
+    }
+}
+
+/// What a poll does to a mail in the mailbox once its container is committed and
+/// delivered (`after_ingest`). The reference never touches the mailbox; nor does the
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AfterIngest {
+    /// Leave the mailbox as it is.
+    #[default]
+    None,
+    /// Set `\Seen`.
+    MarkSeen,
+    /// Set `\Flagged`.
+    Flag,
+    /// Move it to this folder (`after_ingest_folder`, as typed), created when missing.
+    Move(String),
+}
+
+impl AfterIngest {
+    /// The spelling used in the configuration and in messages.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AfterIngest::None => "none",
+            AfterIngest::MarkSeen => "mark_seen",
+            AfterIngest::Flag => "flag",
+            AfterIngest::Move(_) => "move",
         }
     }
 }
@@ -211,6 +241,8 @@ pub struct Config {
     pub extract: ExtractFlags,
     /// Add the email body to the Email Artifact.
     pub add_body_to_header_artifacts: bool,
+    /// What happens to a mail once its container is delivered.
+    pub after_ingest: AfterIngest,
 }
 
 impl Default for Config {
@@ -242,6 +274,7 @@ impl Default for Config {
             oauth_grant: OAuthGrant::RefreshToken,
             extract: ExtractFlags::default(),
             add_body_to_header_artifacts: false,
+            after_ingest: AfterIngest::None,
         }
     }
 }
@@ -346,6 +379,7 @@ impl Config {
             hashes: fields.boolean("extract_hashes")?.unwrap_or(true),
         };
         let add_body_to_header_artifacts = fields.boolean("add_body_to_header_artifacts")?;
+        let after_ingest = fields.after_ingest(folder.as_deref().unwrap_or(DEFAULT_FOLDER))?;
 
         let auth_type = auth_type.unwrap_or(defaults.auth_type);
         let use_ssl = use_ssl.unwrap_or(defaults.use_ssl);
@@ -388,6 +422,7 @@ impl Config {
             extract,
             add_body_to_header_artifacts: add_body_to_header_artifacts
                 .unwrap_or(defaults.add_body_to_header_artifacts),
+            after_ingest,
         })
     }
 
@@ -592,6 +627,50 @@ impl Fields<'_> {
             )),
             other => Ok(other.map(str::to_owned)),
         }
+    }
+
+    /// `after_ingest` with, for `move`, `after_ingest_folder`: required then, and another
+    /// folder than the polled one (moving mail onto itself would re-poll it for ever).
+    /// Set with another action, `after_ingest_folder` is ignored (forms keep old values).
+    fn after_ingest(&self, polled: &str) -> Result<AfterIngest, ConfigError> {
+        #[derive(Clone, Copy)]
+        enum Kind {
+            None,
+            MarkSeen,
+            Flag,
+            Move,
+        }
+        let kind = self.choice(
+            "after_ingest",
+            &[
+                ("none", Kind::None),
+                ("mark_seen", Kind::MarkSeen),
+                ("flag", Kind::Flag),
+                ("move", Kind::Move),
+            ],
+        )?;
+        let target = self.folder("after_ingest_folder")?;
+        Ok(match kind.unwrap_or(Kind::None) {
+            Kind::None => AfterIngest::None,
+            Kind::MarkSeen => AfterIngest::MarkSeen,
+            Kind::Flag => AfterIngest::Flag,
+            Kind::Move => match target {
+                None => {
+                    return Err(ConfigError::Missing {
+                        key: "after_ingest_folder",
+                        purpose: "with after_ingest \"move\" (the folder processed mail goes to)",
+                    });
+                }
+                Some(target) if target == polled => {
+                    return Err(invalid(
+                        "after_ingest_folder",
+                        "a folder other than config.folder",
+                        &Value::String(target),
+                    ));
+                }
+                Some(target) => AfterIngest::Move(target),
+            },
+        })
     }
 
     /// A file system path; NUL cannot occur in any path the OS accepts.
@@ -1187,6 +1266,49 @@ mod tests {
         assert_eq!(parse(&json!({ "folder": "Входящие" })).folder, "Входящие");
         assert_eq!(parse(&json!({ "folder": "" })).folder, "inbox");
         assert_eq!(parse(&json!({ "folder": null })).folder, "inbox");
+    }
+
+    #[test]
+    fn after_ingest_is_none_by_default_and_move_needs_another_folder() {
+        let parse = |v: Value| Config::from_json(&v).map(|c| c.after_ingest);
+        assert_eq!(parse(json!({})), Ok(AfterIngest::None));
+        assert_eq!(
+            parse(json!({"after_ingest": "Mark_Seen"})),
+            Ok(AfterIngest::MarkSeen)
+        );
+        // A form's leftover folder is ignored with another action.
+        assert_eq!(
+            parse(json!({"after_ingest": "flag", "after_ingest_folder": "Done"})),
+            Ok(AfterIngest::Flag)
+        );
+        assert_eq!(
+            parse(json!({"after_ingest": "move", "after_ingest_folder": "Done"})),
+            Ok(AfterIngest::Move("Done".into()))
+        );
+        let missing = parse(json!({"after_ingest": "move"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing
+                .starts_with("config.after_ingest_folder is required with after_ingest \"move\""),
+            "{missing}"
+        );
+        let same = parse(
+            json!({"folder": "Phish", "after_ingest": "move", "after_ingest_folder": "Phish"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            same,
+            "config.after_ingest_folder must be a folder other than config.folder, got \"Phish\""
+        );
+        let bad = parse(json!({"after_ingest": "delete"}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            bad,
+            "config.after_ingest must be \"none\" or \"mark_seen\" or \"flag\" or \"move\", got \"delete\""
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::{
-    actions::{self, connect::Connector},
-    config::{AuthType, Config},
+    actions::{
+        self,
+        connect::{Connector, SessionSource as _},
+    },
+    config::{AfterIngest, AuthType, Config},
     container::{ContainerSink, Outgoing},
     imap::Link,
     protocol::{self, Action, ActionResult, ErrorBody, Request, Response, RunSummary, Status},
@@ -114,22 +117,55 @@ pub fn run_streaming(
 /// folder sends them again (see [`crate::actions::redeliver`]). It holds the asset's
 /// state store, and with it the asset's lock, until then: no other run can take the
 /// containers over in between.
-pub struct Delivery(Option<SqliteStore>);
+pub struct Delivery {
+    store: Option<SqliteStore>,
+    /// For a poll with `after_ingest`: how to reach the mailbox once the containers are
+    /// delivered.
+    after_ingest: Option<(Config, Connector)>,
+}
 
 impl Delivery {
     /// Nothing to deliver (a run with no state store, or a stateless one).
     pub fn none() -> Self {
-        Delivery(None)
+        Delivery {
+            store: None,
+            after_ingest: None,
+        }
     }
 
-    /// The whole response was written: its containers are delivered.
-    pub fn confirm(self) -> Result<u64, String> {
-        match self.0 {
-            Some(mut store) => store.confirm_delivery().map_err(|e| {
-                format!("{e}; the containers of this run will be delivered again by the next poll")
-            }),
-            None => Ok(0),
+    /// For a live poll with `after_ingest`, do the due mailbox actions once delivered. (A
+    /// recorded or replayed run ends with its transcript: they wait for the next poll.)
+    fn then_after_ingest(mut self, action: Action, config: &Config, connector: &Connector) -> Self {
+        if action == Action::OnPoll
+            && config.after_ingest != AfterIngest::None
+            && matches!(connector.link, Link::Live)
+        {
+            self.after_ingest = Some((config.clone(), connector.clone()));
         }
+        self
+    }
+
+    /// The whole response was written: its containers are delivered, and then (for a
+    /// poll with `after_ingest`) their mail is marked or moved. A failure of that last
+    /// step leaves the actions due for the next poll.
+    pub fn confirm(self) -> Result<u64, String> {
+        let Some(mut store) = self.store else {
+            return Ok(0);
+        };
+        let delivered = store.confirm_delivery().map_err(|e| {
+            format!("{e}; the containers of this run will be delivered again by the next poll")
+        })?;
+        if let Some((config, connector)) = self.after_ingest {
+            let due = store.due_actions().map_err(|e| e.to_string())?;
+            if !due.is_empty() {
+                let mut session = connector.open(&config, &mut store)?;
+                crate::actions::after_ingest::run_due(session.as_mut(), &mut store)?;
+                if let Err(e) = session.logout() {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        Ok(delivered)
     }
 }
 
@@ -226,6 +262,7 @@ pub fn run_request(
         }
     };
     let (state, delivery) = opened.map_or((None, Delivery::none()), Opened::finish);
+    let delivery = delivery.then_after_ingest(action, &config, &connector);
     let response = Response {
         identifier: Some(action.identifier()),
         action: Some(action.name()),
@@ -359,7 +396,13 @@ impl Opened {
     /// delivery to confirm, for a stateful one.
     pub(crate) fn finish(self) -> (Option<Value>, Delivery) {
         match self {
-            Opened::Disk(store, ..) => (None, Delivery(Some(store))),
+            Opened::Disk(store, ..) => (
+                None,
+                Delivery {
+                    store: Some(store),
+                    after_ingest: None,
+                },
+            ),
             Opened::Memory(store, _) => (Some(store.to_json()), Delivery::none()),
         }
     }

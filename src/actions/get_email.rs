@@ -240,6 +240,8 @@ fn by_uid(
                 uidvalidity,
                 entries: vec![entry],
                 progress: None,
+                // `after_ingest` is the poll's: get email never touches the mailbox.
+                after_ingest: None,
             };
             // The ledger row names its attachments: they are durable first.
             ctx.vault.flush().map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The actions, one small orchestrator each.
 
+pub mod after_ingest;
 pub mod build_pool;
 pub mod connect;
 pub mod get_email;

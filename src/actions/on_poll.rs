@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::{
+    after_ingest,
     ingest::IngestContext,
     poll_batches::ingest_selection,
     poll_plan::{Plan, plan},
     redeliver::redeliver,
 };
 use crate::{
-    config::{Config, IngestManner},
+    config::{AfterIngest, Config, IngestManner},
     container::ContainerSink,
     dispatch::echo_parameter,
     imap::{MailSession, search_all},
@@ -43,6 +44,9 @@ pub(super) struct Tally {
     pub(super) vanished: usize,
     /// Containers sent again because the run that committed them never delivered them.
     pub(super) redelivered: usize,
+    /// Mails `after_ingest` acted on (delivered by earlier runs), and why it stopped.
+    pub(super) after_ingest: after_ingest::Done,
+    pub(super) after_ingest_error: Option<String>,
 }
 
 /// Run one poll for one parameter object.
@@ -62,11 +66,15 @@ pub fn run(
         Ok(note) => ActionResult {
             status: Status::Success,
             message: format!(
-                "Ingested {} new emails ({} already ingested, {} failed){}{note}",
+                "Ingested {} new emails ({} already ingested, {} failed){}{}{note}",
                 tally.ingested,
                 tally.duplicates,
                 tally.failed.len(),
                 redelivered_note(tally.redelivered),
+                tally
+                    .after_ingest_error
+                    .as_ref()
+                    .map_or_else(String::new, |e| format!("; {e}")),
             ),
             parameter: echoed,
             data: Vec::new(),
@@ -89,6 +97,7 @@ fn summary(tally: &Tally, elapsed: Duration) -> Map<String, Value> {
         "failed": tally.failed,
         "emails_vanished": tally.vanished,
         "redelivered": tally.redelivered,
+        "after_ingest_done": tally.after_ingest.mails,
         "artifacts": tally.artifacts,
         "bytes_fetched": tally.bytes,
         "elapsed_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -140,6 +149,8 @@ pub(super) struct Folder {
     pub(super) hash: String,
     pub(super) uidvalidity: u32,
     uid_next: u32,
+    /// The folder's name and what to do to its mail once delivered, if anything.
+    pub(super) after_ingest: Option<(String, AfterIngest)>,
 }
 
 /// What the poll takes, and the folder state it started from (`None` for Poll Now,
@@ -167,6 +178,16 @@ fn poll(
         return Err(READER_GONE.into());
     }
     let mut session = ctx.open.open(config, &mut *ctx.store)?;
+    // Mail delivered by earlier runs whose after_ingest action is not done yet (the run
+    // was killed after its response, the server said no): before anything else. A
+    // failure is reported and the poll goes on: ingesting never waits on housekeeping.
+    match after_ingest::run_due(session.as_mut(), &mut *ctx.store) {
+        Ok(done) => tally.after_ingest = done,
+        Err(reason) => {
+            tracing::warn!("{reason}");
+            tally.after_ingest_error = Some(reason);
+        }
+    }
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
     let folder = Folder {
@@ -181,6 +202,8 @@ fn poll(
                 )
             })?,
         uid_next: status.uid_next.unwrap_or(u32::MAX),
+        after_ingest: (config.after_ingest != AfterIngest::None)
+            .then(|| (config.folder.clone(), config.after_ingest.clone())),
     };
     let selection = match poll_now {
         Some(limit) => {
@@ -513,6 +536,38 @@ mod tests {
                 .next_uid,
             4
         );
+    }
+
+    #[test]
+    fn after_ingest_plans_only_the_mail_that_became_containers() {
+        MAILBOX
+            .with(|m| *m.borrow_mut() = vec![mail(1, "ok"), mail(2, "poison"), mail(3, "ok too")]);
+        let mut store = MemoryStore::new(&md5_hex(b"inbox"));
+        let vault = PickyVault {
+            panics: true,
+            ..PickyVault::default()
+        };
+        let config = Config::from_json(&json!({"server": "fake", "username": "u",
+            "password": "p", "after_ingest": "move", "after_ingest_folder": "Done"}))
+        .unwrap();
+        let mut ctx = IngestContext {
+            config: &config,
+            label: "email",
+            store: &mut store,
+            vault: &vault,
+            open: &open_fake,
+        };
+        let result = run(&Map::new(), &mut ctx, &mut |_: Outgoing| {});
+        assert_eq!(result.summary["emails_failed"], 1);
+        // UID 2 failed to ingest: it stays where it is, untouched.
+        let state = store.to_json();
+        assert_eq!(
+            state["mailbox_actions"],
+            json!([{"folder": "inbox", "uidvalidity": 77, "action": "move",
+                    "target": "Done", "uids": "1,3"}])
+        );
+        // Planned, not due: the caller has not passed this state back yet.
+        assert!(store.due_actions().unwrap().is_empty());
     }
 
     #[test]

@@ -393,6 +393,7 @@ fn commit(
         uidvalidity: folder.uidvalidity,
         entries,
         progress,
+        after_ingest: folder.after_ingest.clone(),
     };
     store.commit_batch(&batch).map_err(|e| e.to_string())?;
     // The committed entries come back, so their containers go on without a copy (one

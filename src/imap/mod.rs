@@ -159,6 +159,49 @@ pub trait MailSession {
     fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, ImapError>;
     /// LOGOUT.
     fn logout(&mut self) -> Result<(), ImapError>;
+
+    // What after-ingest actions need (a read-write folder). Sessions that only poll (the
+    // tests' fakes) need none of it.
+
+    /// SELECT (read-write) the folder named as the user typed it: its status and the
+    /// flags this session may change for good (PERMANENTFLAGS; none when the server
+    /// opened it read-only).
+    fn select(&mut self, folder: &str) -> Result<(FolderStatus, Vec<String>), ImapError> {
+        Err(unsupported("select folder", folder))
+    }
+    /// `UID STORE <set> +FLAGS.SILENT (<flags>)` in the selected folder.
+    fn add_flags(&mut self, uids: &[u32], flags: &str) -> Result<(), ImapError> {
+        let _ = uids;
+        Err(unsupported("store flags", flags))
+    }
+    /// `UID MOVE <set> <folder>` (RFC 6851) from the selected folder.
+    fn move_messages(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        let _ = uids;
+        Err(unsupported("move messages", folder))
+    }
+    /// `UID COPY <set> <folder>` from the selected folder.
+    fn copy_messages(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        let _ = uids;
+        Err(unsupported("copy messages", folder))
+    }
+    /// `UID EXPUNGE <set>` (UIDPLUS): removes exactly these messages (marked `\Deleted`),
+    /// never another message someone else marked.
+    fn expunge_messages(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        let _ = uids;
+        Err(unsupported("expunge messages", ""))
+    }
+    /// CREATE the folder named as the user typed it.
+    fn create_folder(&mut self, folder: &str) -> Result<(), ImapError> {
+        Err(unsupported("create folder", folder))
+    }
+}
+
+/// The error of a command a session does not implement.
+fn unsupported(step: &str, what: &str) -> ImapError {
+    ImapError::Command {
+        step: format!("{step} {what:?}"),
+        reason: "this session cannot do that".to_owned(),
+    }
 }
 
 /// Every UID from `from` up to (not including) `uid_next`, searched page by page.
@@ -312,6 +355,64 @@ impl<S: Read + Write> MailSession for LiveSession<S> {
             uid_validity: mailbox.uid_validity,
             uid_next: mailbox.uid_next,
         })
+    }
+
+    fn select(&mut self, folder: &str) -> Result<(FolderStatus, Vec<String>), ImapError> {
+        self.finish_streaming()?;
+        let mailbox = self
+            .session
+            .select(wire_folder_name(folder))
+            .map_err(|e| command(&format!("select folder {folder:?} read-write"), &e))?;
+        let permanent = mailbox
+            .permanent_flags
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok((
+            FolderStatus {
+                exists: mailbox.exists,
+                uid_validity: mailbox.uid_validity,
+                uid_next: mailbox.uid_next,
+            },
+            permanent,
+        ))
+    }
+
+    fn add_flags(&mut self, uids: &[u32], flags: &str) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        self.session
+            .uid_store(encode_uid_set(uids), format!("+FLAGS.SILENT ({flags})"))
+            .map(drop)
+            .map_err(|e| command(&format!("set {flags}"), &e))
+    }
+
+    fn move_messages(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        self.session
+            .uid_mv(encode_uid_set(uids), wire_folder_name(folder))
+            .map_err(|e| command(&format!("move messages to {folder:?}"), &e))
+    }
+
+    fn copy_messages(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        self.session
+            .uid_copy(encode_uid_set(uids), wire_folder_name(folder))
+            .map_err(|e| command(&format!("copy messages to {folder:?}"), &e))
+    }
+
+    fn expunge_messages(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        self.session
+            .uid_expunge(encode_uid_set(uids))
+            .map(drop)
+            .map_err(|e| command("expunge the moved messages", &e))
+    }
+
+    fn create_folder(&mut self, folder: &str) -> Result<(), ImapError> {
+        self.finish_streaming()?;
+        self.session
+            .create(wire_folder_name(folder))
+            .map_err(|e| command(&format!("create folder {folder:?}"), &e))
     }
 
     fn search_uids(&mut self, from: u32, to: u32) -> Result<Vec<u32>, ImapError> {

@@ -42,10 +42,10 @@ use std::{collections::BTreeMap, ops::Range};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BatchCommit, FailedUid, LEGACY_UIDVALIDITY, LedgerEntry, Position, StateError, StateStore,
-    decode_uid_set, encode_uid_set, json_type, validate_batch,
+    BatchCommit, FailedUid, LEGACY_UIDVALIDITY, LedgerEntry, MailboxAction, Position, StateError,
+    StateStore, decode_uid_set, encode_uid_set, json_type, validate_batch,
 };
-use crate::secret::Secret;
+use crate::{config::AfterIngest, secret::Secret};
 
 /// The version of the `state` layout this build reads and writes.
 pub const STATE_FORMAT: u64 = 1;
@@ -61,6 +61,7 @@ const OWN_KEYS: &[&str] = &[
     "next_container_id",
     "ledger",
     "secrets",
+    "mailbox_actions",
 ];
 
 /// One folder's poll state.
@@ -90,6 +91,49 @@ pub struct MemoryStore {
     next_container_id: i64,
     secrets: BTreeMap<String, Secret>,
     extra: Map<String, Value>,
+    /// Mailbox actions the request's state carried: the caller stored the state of a
+    /// complete response, so their containers were delivered and they are due.
+    due: Vec<MailboxAction>,
+    /// Mailbox actions of this run's containers: due once the caller passes the
+    /// returned state back.
+    planned: Vec<MailboxAction>,
+}
+
+/// One `mailbox_actions` item: `{"folder", "uidvalidity", "action", "target"?, "uids"}`.
+fn parse_action(item: &Value, key: &str) -> Result<MailboxAction, StateError> {
+    let field = |name: &str| (&item[name], format!("{key}.{name}"));
+    let (folder, folder_key) = field("folder");
+    let folder = folder
+        .as_str()
+        .filter(|f| !f.is_empty() && !f.contains(['\r', '\n', '\0']))
+        .ok_or_else(|| invalid(folder_key, "expected a folder name"))?;
+    let (v, k) = field("uidvalidity");
+    let uidvalidity = u32::try_from(integer(v, &k)?)
+        .map_err(|_| invalid(&k, "expected a UIDVALIDITY (a 32-bit number)"))?;
+    let (target, target_key) = field("target");
+    let action = match (item["action"].as_str(), target.as_str()) {
+        (Some("mark_seen"), _) => AfterIngest::MarkSeen,
+        (Some("flag"), _) => AfterIngest::Flag,
+        (Some("move"), Some(target)) if !target.is_empty() => AfterIngest::Move(target.into()),
+        (Some("move"), _) => return Err(invalid(target_key, "expected the folder to move to")),
+        _ => {
+            return Err(invalid(
+                format!("{key}.action"),
+                "expected \"mark_seen\", \"flag\" or \"move\"",
+            ));
+        }
+    };
+    let (uids, uids_key) = field("uids");
+    let uids = uids
+        .as_str()
+        .ok_or_else(|| invalid(&uids_key, "expected an IMAP UID set such as \"1:5,9\""))
+        .and_then(|set| decode_uid_set(set).map_err(|problem| invalid(&uids_key, problem)))?;
+    Ok(MailboxAction {
+        folder: folder.to_owned(),
+        uidvalidity,
+        action,
+        uids,
+    })
 }
 
 fn invalid(key: impl AsRef<str>, problem: impl Into<String>) -> StateError {
@@ -264,6 +308,8 @@ impl MemoryStore {
             next_container_id: 1,
             secrets: BTreeMap::new(),
             extra: Map::new(),
+            due: Vec::new(),
+            planned: Vec::new(),
         }
     }
 
@@ -323,6 +369,22 @@ impl MemoryStore {
             Some(other) => {
                 return Err(invalid(
                     "ledger",
+                    format!("expected an array, got {}", json_type(other)),
+                ));
+            }
+        }
+        match object.get("mailbox_actions") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    store
+                        .due
+                        .push(parse_action(item, &format!("mailbox_actions[{i}]"))?);
+                }
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "mailbox_actions",
                     format!("expected an array, got {}", json_type(other)),
                 ));
             }
@@ -434,6 +496,27 @@ impl MemoryStore {
             })
             .collect();
         object.insert("ledger".into(), Value::Array(ledger));
+        let actions: Vec<Value> = self
+            .due
+            .iter()
+            .chain(&self.planned)
+            .filter(|a| !a.uids.is_empty())
+            .map(|a| {
+                let mut item = json!({
+                    "folder": a.folder,
+                    "uidvalidity": a.uidvalidity,
+                    "action": a.action.as_str(),
+                    "uids": encode_uid_set(&a.uids),
+                });
+                if let AfterIngest::Move(target) = &a.action {
+                    item["target"] = json!(target);
+                }
+                item
+            })
+            .collect();
+        if !actions.is_empty() {
+            object.insert("mailbox_actions".into(), Value::Array(actions));
+        }
         let secrets: Map<String, Value> = self
             .secrets
             .iter()
@@ -547,6 +630,17 @@ impl StateStore for MemoryStore {
                 });
             }
         }
+        if let Some((folder, action)) = &batch.after_ingest
+            && *action != AfterIngest::None
+            && !batch.entries.is_empty()
+        {
+            self.planned.push(MailboxAction {
+                folder: folder.clone(),
+                uidvalidity: batch.uidvalidity,
+                action: action.clone(),
+                uids: batch.entries.iter().map(|e| e.uid).collect(),
+            });
+        }
         for new in &batch.entries {
             self.ledger.push(Recorded {
                 entry: LedgerEntry {
@@ -596,6 +690,23 @@ impl StateStore for MemoryStore {
 
     fn confirm_delivery(&mut self) -> Result<u64, StateError> {
         Ok(0)
+    }
+
+    fn due_actions(&self) -> Result<Vec<MailboxAction>, StateError> {
+        Ok(self.due.clone())
+    }
+
+    fn actions_done(&mut self, done: &MailboxAction) -> Result<(), StateError> {
+        for due in &mut self.due {
+            if due.folder == done.folder
+                && due.uidvalidity == done.uidvalidity
+                && due.action == done.action
+            {
+                due.uids.retain(|uid| !done.uids.contains(uid));
+            }
+        }
+        self.due.retain(|due| !due.uids.is_empty());
+        Ok(())
     }
 
     fn get_secret_blob(&self, key: &str) -> Result<Option<Secret>, StateError> {

@@ -18,7 +18,7 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-use crate::{container::Container, secret::Secret};
+use crate::{config::AfterIngest, container::Container, secret::Secret};
 
 pub use crate::imap::uid_set::{MAX_UID_SET_LEN, decode_uid_set, encode_uid_set};
 pub use lock::AssetLock;
@@ -156,6 +156,23 @@ pub struct BatchCommit {
     pub entries: Vec<NewLedgerEntry>,
     /// The folder's new poll state; `None` leaves it as it is (Poll Now, get email).
     pub progress: Option<FolderProgress>,
+    /// What to do to each new container's mail once the container is delivered
+    /// (`after_ingest`), in the folder of that name (as typed); `None` for nothing.
+    pub after_ingest: Option<(String, AfterIngest)>,
+}
+
+/// Mail whose containers were delivered, waiting for one mailbox action
+/// (`after_ingest`): the UIDs of one folder under one UIDVALIDITY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxAction {
+    /// The folder, as typed.
+    pub folder: String,
+    /// Its UIDVALIDITY when the mail was fetched: under another, the UIDs mean nothing.
+    pub uidvalidity: u32,
+    /// What to do (never [`AfterIngest::None`]).
+    pub action: AfterIngest,
+    /// The mail, ascending.
+    pub uids: Vec<u32>,
 }
 
 /// A container the ledger knows.
@@ -250,6 +267,14 @@ pub trait StateStore {
     /// This run's whole response has been written: every container it committed or
     /// claimed is delivered. Returns how many were.
     fn confirm_delivery(&mut self) -> Result<u64, StateError>;
+
+    /// The mailbox actions whose containers are delivered, by folder, UIDVALIDITY and
+    /// action: due now. (Those of undelivered containers wait: moving mail whose
+    /// container never reached anyone would lose it.)
+    fn due_actions(&self) -> Result<Vec<MailboxAction>, StateError>;
+
+    /// These actions are done (or can never be: the UIDs are stale): forget them.
+    fn actions_done(&mut self, done: &MailboxAction) -> Result<(), StateError>;
 
     /// A secret blob (OAuth tokens as JSON text) stored under `key`.
     fn get_secret_blob(&self, key: &str) -> Result<Option<Secret>, StateError>;
@@ -512,6 +537,7 @@ pub(crate) mod test_support {
             folder_hash: "af1cd994dfcb9286c394d142687ff5a0".into(),
             uidvalidity,
             entries,
+            after_ingest: None,
             progress: Some(FolderProgress {
                 position: Position {
                     next_uid,

@@ -8,7 +8,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::StateError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another asset's run to finish its transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -91,6 +91,20 @@ CREATE TABLE undelivered (
     PRIMARY KEY (asset_id, container_id)
 ) WITHOUT ROWID;
 INSERT INTO counters (name, value) VALUES ('delivery_run', 0);
+",
+    r"
+-- What after_ingest does to each new container's mail, once the container is delivered
+-- (no row in undelivered) and until a session has done it.
+CREATE TABLE mailbox_actions (
+    asset_id     TEXT    NOT NULL,
+    container_id INTEGER NOT NULL REFERENCES ledger (id) ON DELETE CASCADE,
+    folder       TEXT    NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+    action       TEXT    NOT NULL CHECK (action IN ('mark_seen', 'flag', 'move')),
+    target       TEXT,
+    PRIMARY KEY (asset_id, container_id)
+) WITHOUT ROWID;
 ",
 ];
 

@@ -16,12 +16,13 @@ use rusqlite::{
 };
 
 use super::{
-    AssetLock, BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, LedgerEntry, Position,
-    StateError, StateStore, container_json, decode_uid_set, encode_uid_set, parse_container,
+    AssetLock, BatchCommit, FailedUid, FolderProgress, LEGACY_UIDVALIDITY, LedgerEntry,
+    MailboxAction, Position, StateError, StateStore, container_json, decode_uid_set,
+    encode_uid_set, parse_container,
     schema::{classify, create_database, create_private_dir, migrate, open_connection},
     validate_batch,
 };
-use crate::{container::Container, secret::Secret};
+use crate::{config::AfterIngest, container::Container, secret::Secret};
 
 /// The database file's name inside `data_dir`.
 pub const DATABASE_FILE: &str = "state.sqlite3";
@@ -340,6 +341,9 @@ impl StateStore for SqliteStore {
             }
             Some(run)
         };
+        if let Some((folder, action)) = &batch.after_ingest {
+            plan_actions(&tx, &self.asset_id, batch, folder, action).map_err(err)?;
+        }
         if let Some(progress) = &batch.progress {
             write_progress(&tx, &self.asset_id, batch, progress).map_err(err)?;
         }
@@ -418,6 +422,78 @@ impl StateStore for SqliteStore {
         Ok(delivered as u64)
     }
 
+    fn due_actions(&self) -> Result<Vec<MailboxAction>, StateError> {
+        type Row = (String, u32, String, Option<String>, u32);
+        let rows: Vec<Row> = self
+            .conn
+            .prepare_cached(
+                "SELECT folder, uidvalidity, action, target, uid FROM mailbox_actions m \
+                 WHERE asset_id = ?1 AND NOT EXISTS (SELECT 1 FROM undelivered u \
+                 WHERE u.asset_id = m.asset_id AND u.container_id = m.container_id) \
+                 ORDER BY folder, uidvalidity, action, target, uid",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([&self.asset_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+            })
+            .map_err(self.err("read the mailbox actions"))?;
+        let mut due: Vec<MailboxAction> = Vec::new();
+        for (folder, uidvalidity, action, target, uid) in rows {
+            let action = match (action.as_str(), target) {
+                ("mark_seen", _) => AfterIngest::MarkSeen,
+                ("flag", _) => AfterIngest::Flag,
+                ("move", Some(target)) => AfterIngest::Move(target),
+                _ => {
+                    return Err(StateError::BadRow {
+                        path: self.path.clone(),
+                        what: format!("mailbox action of uid {uid} in folder {folder:?}"),
+                    });
+                }
+            };
+            match due.last_mut() {
+                Some(last)
+                    if last.folder == folder
+                        && last.uidvalidity == uidvalidity
+                        && last.action == action =>
+                {
+                    last.uids.push(uid);
+                }
+                _ => due.push(MailboxAction {
+                    folder,
+                    uidvalidity,
+                    action,
+                    uids: vec![uid],
+                }),
+            }
+        }
+        Ok(due)
+    }
+
+    fn actions_done(&mut self, done: &MailboxAction) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, "record the mailbox actions done", e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut forget = tx
+                .prepare_cached(
+                    "DELETE FROM mailbox_actions WHERE asset_id = ?1 AND folder = ?2 \
+                     AND uidvalidity = ?3 AND uid = ?4",
+                )
+                .map_err(err)?;
+            for uid in &done.uids {
+                forget
+                    .execute(params![self.asset_id, done.folder, done.uidvalidity, uid])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     fn get_secret_blob(&self, key: &str) -> Result<Option<Secret>, StateError> {
         self.conn
             .prepare_cached("SELECT value FROM secrets WHERE asset_id = ?1 AND key = ?2")
@@ -456,6 +532,38 @@ fn delivery_run(tx: &Transaction<'_>, known: Option<i64>) -> rusqlite::Result<i6
             |row| row.get(0),
         ),
     }
+}
+
+/// Plan `action` for each new container's mail, once the container is delivered.
+fn plan_actions(
+    tx: &Transaction<'_>,
+    asset_id: &str,
+    batch: &BatchCommit,
+    folder: &str,
+    action: &AfterIngest,
+) -> rusqlite::Result<()> {
+    let (name, target) = match action {
+        AfterIngest::None => return Ok(()),
+        AfterIngest::MarkSeen => ("mark_seen", None),
+        AfterIngest::Flag => ("flag", None),
+        AfterIngest::Move(target) => ("move", Some(target.as_str())),
+    };
+    let mut plan = tx.prepare_cached(
+        "INSERT INTO mailbox_actions (asset_id, container_id, folder, uidvalidity, uid, action, target) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for entry in &batch.entries {
+        plan.execute(params![
+            asset_id,
+            entry.container.id,
+            folder,
+            batch.uidvalidity,
+            entry.uid,
+            name,
+            target
+        ])?;
+    }
+    Ok(())
 }
 
 /// Add a batch's containers and their vault index rows.

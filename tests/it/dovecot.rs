@@ -105,7 +105,13 @@ fn make_certificates(dir: &Path) {
 impl Dovecot {
     /// Start a fresh server with an empty INBOX.
     pub fn start() -> Dovecot {
-        Dovecot::start_inner(None)
+        Dovecot::start_inner(None, "")
+    }
+
+    /// Start a fresh server that announces only these capabilities after login (say,
+    /// without MOVE), as older or stricter servers do.
+    pub fn start_with_capabilities(capabilities: &str) -> Dovecot {
+        Dovecot::start_inner(None, &format!("imap_capability = {capabilities}"))
     }
 
     /// Start a fresh server that also accepts XOAUTH2 and OAUTHBEARER, validating bearer
@@ -113,11 +119,11 @@ impl Dovecot {
     /// `token=...`, expecting `{"active": true, "username": "soc"}`). PLAIN and LOGIN keep
     /// using the passwd-file user and password.
     pub fn start_with_oauth(introspection_url: &str) -> Dovecot {
-        Dovecot::start_inner(Some(introspection_url))
+        Dovecot::start_inner(Some(introspection_url), "")
     }
 
     #[allow(clippy::too_many_lines)]
-    fn start_inner(introspection_url: Option<&str>) -> Dovecot {
+    fn start_inner(introspection_url: Option<&str>, extra: &str) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("soar-imap-dovecot")
             .tempdir()
@@ -198,6 +204,7 @@ impl Dovecot {
       args = username_format=%u {root}/users
     }}
     mail_location = maildir:{mail}/%u
+    {extra}
     mail_fsync = never
     service imap-login {{
       inet_listener imap {{

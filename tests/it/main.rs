@@ -26,6 +26,8 @@ mod poll;
 mod poll_faults;
 // Delivery: what a cut-off run committed goes out again with the next poll.
 mod delivery;
+// after_ingest: mailbox housekeeping once containers are delivered.
+mod after_ingest;
 // Fault injection: cuts after any byte either way, a full or read-only disk, corrupt state.
 mod faults;
 // get email against the real Dovecot.
