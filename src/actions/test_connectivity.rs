@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::connect::Connector;
+use super::{after_ingest::MoveWith, connect::Connector};
 use crate::{
-    config::Config,
+    config::{AfterIngest, Config},
     dispatch::echo_parameter,
     imap::{Connected, MailSession, TransportInfo},
     protocol::{ActionResult, Status},
@@ -53,6 +53,7 @@ fn check(
     tracing::info!("Got folder listing");
     let status = session.examine(&config.folder).map_err(|e| e.to_string())?;
     tracing::info!("Selected folder '{}'", config.folder);
+    let after_ingest = after_ingest_report(&mut session, config, &capabilities, &folders)?;
     // A failed LOGOUT after a successful test is worth a warning, not a failure.
     if let Err(e) = session.logout() {
         tracing::warn!("{e}");
@@ -78,7 +79,69 @@ fn check(
         "message_count": status.exists,
         "uidvalidity": status.uid_validity,
         "uidnext": status.uid_next,
+        "after_ingest": after_ingest,
     }))
+}
+
+/// With `after_ingest` set: whether the folder opens read-write with the flag the
+/// action sets, and for `move` whether the server can move exactly those UIDs and where
+/// to. A poll would fail to do the action otherwise, so the test fails.
+fn after_ingest_report(
+    session: &mut dyn MailSession,
+    config: &Config,
+    capabilities: &[String],
+    folders: &[String],
+) -> Result<Value, String> {
+    let flag = match &config.after_ingest {
+        AfterIngest::None => return Ok(Value::Null),
+        AfterIngest::MarkSeen => "\\Seen",
+        AfterIngest::Flag => "\\Flagged",
+        AfterIngest::Move(_) => "\\Deleted",
+    };
+    let action = config.after_ingest.as_str();
+    let (_, permanent) = session.select(&config.folder).map_err(|e| {
+        format!(
+            "after_ingest \"{action}\" needs folder {:?} read-write: {e}",
+            config.folder
+        )
+    })?;
+    let settable = permanent
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(flag) || p == "\\*");
+    let has = |name: &str| capabilities.iter().any(|c| c.eq_ignore_ascii_case(name));
+    let mut report = json!({
+        "action": action,
+        "folder_read_write": !permanent.is_empty(),
+        "permanent_flags": permanent,
+        "move": has("MOVE"),
+        "uidplus": has("UIDPLUS"),
+    });
+    match &config.after_ingest {
+        AfterIngest::Move(target) => {
+            let how =
+                MoveWith::of(capabilities).map_err(|e| format!("after_ingest \"move\": {e}"))?;
+            if how == MoveWith::CopyExpunge && !settable {
+                return Err(format!(
+                    "after_ingest \"move\" without MOVE needs {flag} in folder {:?}, which this user may not set",
+                    config.folder
+                ));
+            }
+            report["move_with"] = json!(match how {
+                MoveWith::Move => "UID MOVE",
+                MoveWith::CopyExpunge => "UID COPY + UID STORE \\Deleted + UID EXPUNGE",
+            });
+            report["target_folder"] = json!(target);
+            report["target_exists"] = json!(folders.contains(target));
+        }
+        _ if !settable => {
+            return Err(format!(
+                "after_ingest \"{action}\" needs {flag} in folder {:?}, which this user may not set (the folder opened read-only, or its PERMANENTFLAGS lack it)",
+                config.folder
+            ));
+        }
+        _ => {}
+    }
+    Ok(report)
 }
 
 /// Subject, issuer, expiry and SHA-256 fingerprint of the server certificate.

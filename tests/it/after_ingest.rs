@@ -229,3 +229,47 @@ fn a_stateless_poll_moves_mail_only_once_its_state_comes_back() {
     assert!(response["state"].get("mailbox_actions").is_none());
     assert!(!home.path().join("state.sqlite3").exists());
 }
+
+#[test]
+fn test_connectivity_reports_what_after_ingest_needs_and_fails_without_it() {
+    let test = |server: &Dovecot, after: &Value| {
+        let config = asset(server, 1000, after);
+        let run = crate::support::run_json(
+            &json!({"identifier": "test_asset_connectivity", "config": config}),
+            tempfile::tempdir().unwrap().path(),
+        );
+        let response = run.json();
+        (run.code, response)
+    };
+    let server = Dovecot::start();
+    let (code, response) = test(
+        &server,
+        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
+    );
+    assert_eq!(code, 0, "{response}");
+    let report = &response["action_results"][0]["data"][0]["after_ingest"];
+    assert_eq!(report["folder_read_write"], true, "{report}");
+    assert_eq!(report["move"], true);
+    assert_eq!(report["move_with"], "UID MOVE");
+    assert_eq!(report["target_exists"], false);
+    let (code, response) = test(&server, &json!({}));
+    assert_eq!(code, 0);
+    assert!(response["action_results"][0]["data"][0]["after_ingest"].is_null());
+
+    let old = Dovecot::start_with_capabilities("IMAP4rev1 LITERAL+");
+    let (code, response) = test(
+        &old,
+        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
+    );
+    assert_eq!(code, 1);
+    let message = response["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Connectivity test failed: after_ingest \"move\": the server offers neither MOVE"
+        ),
+        "{message}"
+    );
+    // Flags need no MOVE: the same server passes with mark_seen.
+    let (code, response) = test(&old, &json!({"after_ingest": "mark_seen"}));
+    assert_eq!(code, 0, "{response}");
+}
