@@ -64,6 +64,23 @@ pub fn run_due(session: &mut dyn MailSession, store: &mut dyn StateStore) -> Res
     Ok(done)
 }
 
+/// `after_ingest` was turned off: forget what is still due rather than act on old mail
+/// long after, should it be turned on again. How many mails that concerned.
+pub fn drop_due(store: &mut dyn StateStore) -> Result<usize, String> {
+    let due = store.due_actions().map_err(|e| e.to_string())?;
+    let mut dropped = 0;
+    for action in &due {
+        store.actions_done(action).map_err(|e| e.to_string())?;
+        dropped += action.uids.len();
+    }
+    if dropped > 0 {
+        tracing::info!(
+            "after_ingest is now none: the actions planned for {dropped} emails are dropped"
+        );
+    }
+    Ok(dropped)
+}
+
 /// Do one action; `false` when its UIDs are stale.
 fn act(
     session: &mut dyn MailSession,

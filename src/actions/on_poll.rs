@@ -181,7 +181,12 @@ fn poll(
     // Mail delivered by earlier runs whose after_ingest action is not done yet (the run
     // was killed after its response, the server said no): before anything else. A
     // failure is reported and the poll goes on: ingesting never waits on housekeeping.
-    match after_ingest::run_due(session.as_mut(), &mut *ctx.store) {
+    let done = if config.after_ingest == AfterIngest::None {
+        after_ingest::drop_due(&mut *ctx.store).map(|_| after_ingest::Done::default())
+    } else {
+        after_ingest::run_due(session.as_mut(), &mut *ctx.store)
+    };
+    match done {
         Ok(done) => tally.after_ingest = done,
         Err(reason) => {
             tracing::warn!("{reason}");

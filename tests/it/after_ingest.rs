@@ -107,6 +107,50 @@ fn without_move_or_uidplus_nothing_is_expunged_and_the_refusal_says_why() {
         "{message}"
     );
     assert_eq!(messages(&server, "INBOX"), 3);
+    // Turned off, what was planned is dropped, not done later when turned on again.
+    let off = asset(&server, 1000, &json!({"after_ingest": "none"}));
+    let (run, _) = poll(&poll_request(&off, "phish"), home.path());
+    assert!(
+        run.stderr
+            .contains("actions planned for 3 emails are dropped"),
+        "{}",
+        run.stderr
+    );
+    let (_, response) = poll(&poll_request(&config, "phish"), home.path());
+    assert_eq!(
+        response["message"],
+        "Ingested 0 new emails (0 already ingested, 0 failed)"
+    );
+}
+
+#[test]
+fn moved_mail_is_still_found_by_container_id_and_by_uid_in_its_new_folder() {
+    let server = Dovecot::start();
+    let reports: Vec<Vec<u8>> = (1..=2).map(|i| message("found", i)).collect();
+    append_all(&server, "INBOX", &reports);
+    let home = tempfile::tempdir().unwrap();
+    let config = asset(
+        &server,
+        1000,
+        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
+    );
+    let (_, response) = poll(&poll_request(&config, "phish"), home.path());
+    let id = response["containers"][1]["id"].as_i64().unwrap();
+    assert_eq!(messages(&server, "INBOX"), 0);
+    let get = |parameter: Value| {
+        let run = crate::support::run_json(
+            &json!({"identifier": "get_email", "asset_id": "phish", "config": config,
+                    "parameters": [parameter]}),
+            home.path(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stdout);
+        run.json()["action_results"][0]["data"][0]["Subject"].clone()
+    };
+    assert_eq!(get(json!({"container_id": id})), "found report 2");
+    assert_eq!(
+        get(json!({"id": 2, "folder": "Processed"})),
+        "found report 2"
+    );
 }
 
 #[test]

@@ -117,6 +117,21 @@ class Asset(BaseAsset, AsGiven):
     add_body_to_header_artifacts: bool = AssetField(
         description="Add email body to the Email Artifact", required=False, default=False
     )
+    after_ingest: str = AssetField(
+        description=(
+            "What to do to a mail once its container is delivered: none (leave it), mark_seen,"
+            " flag or move (to after_ingest_folder)"
+        ),
+        required=False,
+        default="none",
+        value_list=["none", "mark_seen", "flag", "move"],
+    )
+    after_ingest_folder: str | None = AssetField(
+        description=(
+            "Folder processed mail is moved to with after_ingest move (created when missing)"
+        ),
+        required=False,
+    )
 
     # A missing required key arrives as None, for the binary to name (see as_given.py).
     @model_validator(mode="before")
