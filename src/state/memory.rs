@@ -20,6 +20,8 @@
 //!               "folder_hash": "af1cd994dfcb9286c394d142687ff5a0",
 //!               "uidvalidity": 1700000000, "uid": 42}],
 //!   "secrets": {"oauth_token": "{\"access_token\": …}"},
+//!   "mailbox_actions": [{"folder": "INBOX", "uidvalidity": 1700000000,
+//!                        "action": "move", "target": "Processed", "uids": "40:42"}],
 //!   "app_version": "…"
 //! }
 //! ```
@@ -35,6 +37,9 @@
 //!   (the platform has it), so [`LedgerEntry::container`] is `None` for earlier runs.
 //! - `secrets` holds token blobs as text. They are in the response only because in a
 //!   stateless run the platform owns, and protects, the state.
+//! - `mailbox_actions` (only when there are some) are the `after_ingest` actions of the
+//!   containers a run returned: due once the caller passes this state back, which shows
+//!   it stored the response that carried them.
 //! - Keys this store does not own (`app_version`, ...) are passed through unchanged.
 
 use std::{collections::BTreeMap, ops::Range};
