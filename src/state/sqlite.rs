@@ -1040,7 +1040,8 @@ mod tests {
         // What a database written by the previous release looks like.
         let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
         conn.execute_batch(
-            "DROP TABLE undelivered; DELETE FROM counters WHERE name = 'delivery_run'; \
+            "DROP TABLE mailbox_actions; DROP TABLE undelivered; \
+             DELETE FROM counters WHERE name = 'delivery_run'; \
              UPDATE schema_version SET version = 1;",
         )
         .unwrap();

@@ -154,16 +154,17 @@ impl Seen {
     }
 }
 
-/// One poll of `request` killed with SIGKILL: after a random instant of a whole poll's
-/// time (`early`), else at a random instant within a batch once it committed one more
-/// or wrote its first container, so kills land between a commit and the write of its
-/// containers too, and among the containers it sends again. The delay and its stdout.
+/// One poll of `request` killed with SIGKILL: at a random instant of the first half of
+/// the time the mail left would take (`early`), else at a random instant within a batch
+/// once it committed one more (or, once the ledger holds all `total`, wrote its first
+/// container), so kills land between a commit and the write of its containers too, and
+/// among the containers it sends again. The delay and its stdout.
 fn run_killed(
     request: &Value,
     home: &Path,
     rng: &mut Lcg,
     early: bool,
-    (whole_ms, batch_ms): (u64, u64),
+    (whole_ms, batch_ms, total): (u64, u64, u32),
 ) -> (u64, String) {
     let before = ledger_count(home, "phish");
     let mut child = spawn(request, home, Stdio::piped);
@@ -186,14 +187,21 @@ fn run_killed(
         stderr.read_to_end(&mut s).map(|_| s)
     });
     let delay = if early {
-        rng.below(whole_ms + 1)
+        // Within the first half of what is left to ingest.
+        let left_ms = whole_ms * u64::from(total.saturating_sub(before)) / u64::from(total);
+        rng.below(left_ms / 2 + 1)
     } else {
+        // Until it commits new containers; once the ledger holds the whole folder,
+        // until it writes one (it is sending containers again).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none()
-            && ledger_count(home, "phish") == before
-            && lines.load(Ordering::Relaxed) < 2
-            && Instant::now() < deadline
-        {
+        let waiting = || {
+            if before < total {
+                ledger_count(home, "phish") == before
+            } else {
+                lines.load(Ordering::Relaxed) < 2
+            }
+        };
+        while child.try_wait().unwrap().is_none() && waiting() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(2));
         }
         rng.below(batch_ms)
@@ -230,7 +238,7 @@ fn polls_killed_at_random_moments_deliver_every_committed_container_in_a_later_r
             home.path(),
             &mut rng,
             attempt % 2 == 0,
-            (whole_ms, batch_ms),
+            (whole_ms, batch_ms, N),
         );
         let after = ledger_count(home.path(), "phish");
         let written = match written_before_the_cut(&stdout) {
