@@ -27,6 +27,22 @@ fn asset(server: &Dovecot, first_run: u32, after: &Value) -> Value {
     config
 }
 
+/// An asset that moves what it ingests to `target`.
+fn moving_to(server: &Dovecot, target: &str) -> Value {
+    asset(
+        server,
+        1000,
+        &json!({"after_ingest": "move", "after_ingest_folder": target}),
+    )
+}
+
+/// `n` reports tagged `tag` in the INBOX of `server`, and an empty data directory.
+fn inbox_of(server: &Dovecot, tag: &str, n: u32) -> tempfile::TempDir {
+    let reports: Vec<Vec<u8>> = (1..=n).map(|i| message(tag, i)).collect();
+    append_all(server, "INBOX", &reports);
+    tempfile::tempdir().unwrap()
+}
+
 /// How many messages `mailbox` holds.
 fn messages(server: &Dovecot, mailbox: &str) -> u32 {
     let status = server.status(mailbox);
@@ -40,14 +56,8 @@ fn messages(server: &Dovecot, mailbox: &str) -> u32 {
 
 /// A folder of `n` reports and a poll that moves what it ingests to "Processed".
 fn moved_by_a_poll(server: &Dovecot, n: u32) {
-    let reports: Vec<Vec<u8>> = (1..=n).map(|i| message("move", i)).collect();
-    append_all(server, "INBOX", &reports);
-    let home = tempfile::tempdir().unwrap();
-    let config = asset(
-        server,
-        1000,
-        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
-    );
+    let home = inbox_of(server, "move", n);
+    let config = moving_to(server, "Processed");
     let (run, response) = poll(&poll_request(&config, "phish"), home.path());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(new_uids(&response, "INBOX"), (1..=n).collect::<Vec<_>>());
@@ -84,14 +94,8 @@ fn without_move_copy_and_uid_expunge_give_the_same() {
 #[test]
 fn without_move_or_uidplus_nothing_is_expunged_and_the_refusal_says_why() {
     let server = Dovecot::start_with_capabilities("IMAP4rev1 LITERAL+");
-    let reports: Vec<Vec<u8>> = (1..=3).map(|i| message("refuse", i)).collect();
-    append_all(&server, "INBOX", &reports);
-    let home = tempfile::tempdir().unwrap();
-    let config = asset(
-        &server,
-        1000,
-        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
-    );
+    let home = inbox_of(&server, "refuse", 3);
+    let config = moving_to(&server, "Processed");
     let (run, response) = poll(&poll_request(&config, "phish"), home.path());
     // Ingesting never waits on housekeeping: the containers are delivered.
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -126,14 +130,8 @@ fn without_move_or_uidplus_nothing_is_expunged_and_the_refusal_says_why() {
 #[test]
 fn moved_mail_is_still_found_by_container_id_and_by_uid_in_its_new_folder() {
     let server = Dovecot::start();
-    let reports: Vec<Vec<u8>> = (1..=2).map(|i| message("found", i)).collect();
-    append_all(&server, "INBOX", &reports);
-    let home = tempfile::tempdir().unwrap();
-    let config = asset(
-        &server,
-        1000,
-        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
-    );
+    let home = inbox_of(&server, "found", 2);
+    let config = moving_to(&server, "Processed");
     let (_, response) = poll(&poll_request(&config, "phish"), home.path());
     let id = response["containers"][1]["id"].as_i64().unwrap();
     assert_eq!(messages(&server, "INBOX"), 0);
@@ -157,9 +155,7 @@ fn moved_mail_is_still_found_by_container_id_and_by_uid_in_its_new_folder() {
 fn mark_seen_and_flag_touch_only_the_mail_ingested() {
     for (action, flag) in [("mark_seen", "\\Seen"), ("flag", "\\Flagged")] {
         let server = Dovecot::start();
-        let reports: Vec<Vec<u8>> = (1..=8).map(|i| message(action, i)).collect();
-        append_all(&server, "INBOX", &reports);
-        let home = tempfile::tempdir().unwrap();
+        let home = inbox_of(&server, action, 8);
         // The first poll takes 5 of the 8.
         let config = asset(&server, 5, &json!({"after_ingest": action}));
         let (run, response) = poll(&poll_request(&config, "phish"), home.path());
@@ -188,14 +184,8 @@ fn mark_seen_and_flag_touch_only_the_mail_ingested() {
 fn a_poll_killed_after_its_commit_and_before_the_move_moves_once_and_duplicates_nothing() {
     const N: u32 = 200;
     let server = Dovecot::start();
-    let reports: Vec<Vec<u8>> = (1..=N).map(|i| message("killmove", i)).collect();
-    append_all(&server, "INBOX", &reports);
-    let home = tempfile::tempdir().unwrap();
-    let config = asset(
-        &server,
-        1000,
-        &json!({"after_ingest": "move", "after_ingest_folder": "Processed"}),
-    );
+    let home = inbox_of(&server, "killmove", N);
+    let config = moving_to(&server, "Processed");
     let request = poll_request(&config, "phish");
     // A reader that never reads: the run commits its first batch, then blocks writing
     // the containers (far more than a pipe holds). Killed there, it has committed mail
@@ -242,14 +232,8 @@ fn a_poll_killed_after_its_commit_and_before_the_move_moves_once_and_duplicates_
 #[test]
 fn a_stateless_poll_moves_mail_only_once_its_state_comes_back() {
     let server = Dovecot::start();
-    let reports: Vec<Vec<u8>> = (1..=4).map(|i| message("stateless", i)).collect();
-    append_all(&server, "INBOX", &reports);
-    let home = tempfile::tempdir().unwrap();
-    let config = asset(
-        &server,
-        1000,
-        &json!({"after_ingest": "move", "after_ingest_folder": "Done"}),
-    );
+    let home = inbox_of(&server, "stateless", 4);
+    let config = moving_to(&server, "Done");
     let mut request = poll_request(&config, "phish");
     request["state"] = json!({});
     let (run, response) = poll(&request, home.path());
