@@ -15,6 +15,10 @@ use crate::{
     state::{MailboxAction, StateStore},
 };
 
+/// UIDs per command: 1,000 scattered UIDs make a line of about 11 KB, far below what
+/// servers accept (Dovecot: 64 KB).
+const UIDS_PER_COMMAND: usize = 1000;
+
 /// What [`run_due`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Done {
@@ -114,15 +118,21 @@ fn act(
         }
     };
     let err = |e: crate::imap::ImapError| e.to_string();
+    // A command line stays short whatever UIDs a poll took (servers cap its length).
+    let chunks = || action.uids.chunks(UIDS_PER_COMMAND);
     match &action.action {
         AfterIngest::None => {}
         AfterIngest::MarkSeen => {
             needs("\\Seen")?;
-            session.add_flags(&action.uids, "\\Seen").map_err(err)?;
+            for uids in chunks() {
+                session.add_flags(uids, "\\Seen").map_err(err)?;
+            }
         }
         AfterIngest::Flag => {
             needs("\\Flagged")?;
-            session.add_flags(&action.uids, "\\Flagged").map_err(err)?;
+            for uids in chunks() {
+                session.add_flags(uids, "\\Flagged").map_err(err)?;
+            }
         }
         AfterIngest::Move(target) => {
             let how = MoveWith::of(capabilities)?;
@@ -132,13 +142,15 @@ fn act(
                 })?;
                 tracing::info!("Created folder '{target}'");
             }
-            match how {
-                MoveWith::Move => session.move_messages(&action.uids, target).map_err(err)?,
-                MoveWith::CopyExpunge => {
-                    needs("\\Deleted")?;
-                    session.copy_messages(&action.uids, target).map_err(err)?;
-                    session.add_flags(&action.uids, "\\Deleted").map_err(err)?;
-                    session.expunge_messages(&action.uids).map_err(err)?;
+            for uids in chunks() {
+                match how {
+                    MoveWith::Move => session.move_messages(uids, target).map_err(err)?,
+                    MoveWith::CopyExpunge => {
+                        needs("\\Deleted")?;
+                        session.copy_messages(uids, target).map_err(err)?;
+                        session.add_flags(uids, "\\Deleted").map_err(err)?;
+                        session.expunge_messages(uids).map_err(err)?;
+                    }
                 }
             }
             tracing::info!(
@@ -178,6 +190,111 @@ impl MoveWith {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        imap::{FetchedMessage, FolderStatus, ImapError},
+        state::MemoryStore,
+    };
+
+    /// A folder with UIDVALIDITY 7 whose session records the flag and move commands.
+    #[derive(Default)]
+    struct Recording {
+        permanent: Vec<String>,
+        commands: Vec<String>,
+    }
+
+    impl MailSession for Recording {
+        fn capabilities(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(vec!["IMAP4rev1".into(), "MOVE".into()])
+        }
+        fn list_folders(&mut self) -> Result<Vec<String>, ImapError> {
+            Ok(vec!["INBOX".into(), "Done".into()])
+        }
+        fn examine(&mut self, _: &str) -> Result<FolderStatus, ImapError> {
+            unreachable!("after_ingest selects")
+        }
+        fn search_uids(&mut self, _: u32, _: u32) -> Result<Vec<u32>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn fetch_sizes(&mut self, _: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn start_messages(&mut self, _: &[u32]) -> Result<(), ImapError> {
+            Ok(())
+        }
+        fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
+            Ok(None)
+        }
+        fn fetch_headers(&mut self, _: &[u32]) -> Result<Vec<FetchedMessage>, ImapError> {
+            Ok(Vec::new())
+        }
+        fn logout(&mut self) -> Result<(), ImapError> {
+            Ok(())
+        }
+        fn select(&mut self, _: &str) -> Result<(FolderStatus, Vec<String>), ImapError> {
+            let status = FolderStatus {
+                exists: 3000,
+                uid_validity: Some(7),
+                uid_next: Some(3001),
+            };
+            Ok((status, self.permanent.clone()))
+        }
+        fn add_flags(&mut self, uids: &[u32], flags: &str) -> Result<(), ImapError> {
+            self.commands.push(format!("{flags} {}", uids.len()));
+            Ok(())
+        }
+        fn move_messages(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+            self.commands
+                .push(format!("move {} to {folder}", uids.len()));
+            Ok(())
+        }
+    }
+
+    /// A stateless store whose state carries these due actions.
+    fn due(actions: &serde_json::Value) -> MemoryStore {
+        let state = serde_json::json!({"mailbox_actions": actions});
+        MemoryStore::from_json(&state, "x").unwrap()
+    }
+
+    #[test]
+    fn many_uids_go_in_commands_of_at_most_a_thousand_and_stale_ones_are_dropped() {
+        let mut store = due(&serde_json::json!([
+            {"folder": "INBOX", "uidvalidity": 7, "action": "flag", "uids": "1:2500"},
+            {"folder": "INBOX", "uidvalidity": 6, "action": "move", "target": "Done", "uids": "1:3"},
+        ]));
+        let mut session = Recording {
+            permanent: vec!["\\Flagged".into(), "\\Deleted".into()],
+            ..Recording::default()
+        };
+        let done = run_due(&mut session, &mut store).unwrap();
+        assert_eq!(
+            done,
+            Done {
+                mails: 2500,
+                stale: 3
+            }
+        );
+        assert_eq!(
+            session.commands,
+            ["\\Flagged 1000", "\\Flagged 1000", "\\Flagged 500"]
+        );
+        assert!(store.due_actions().unwrap().is_empty(), "all settled");
+    }
+
+    #[test]
+    fn a_flag_the_folder_does_not_keep_is_an_error_and_the_action_stays_due() {
+        let mut store = due(&serde_json::json!([
+            {"folder": "INBOX", "uidvalidity": 7, "action": "mark_seen", "uids": "4"},
+        ]));
+        // Read-only: no PERMANENTFLAGS.
+        let mut session = Recording::default();
+        let error = run_due(&mut session, &mut store).unwrap_err();
+        assert!(
+            error.starts_with("after_ingest \"mark_seen\" of 1 emails in folder \"INBOX\" failed: the server does not let this user set \\Seen"),
+            "{error}"
+        );
+        assert!(session.commands.is_empty());
+        assert_eq!(store.due_actions().unwrap().len(), 1);
+    }
 
     #[test]
     fn a_move_takes_move_then_uidplus_and_never_a_plain_expunge() {
