@@ -11,6 +11,8 @@
 //! `container` assembles one container per email, with identifiers from `sdi` that are
 //! byte-compatible with the Splunk SOAR IMAP app. Attachment bytes leave the pipeline
 //! only through the `vault` seam.
+//!
+//! `progress` draws a terminal's progress line for a long poll.
 pub mod actions;
 pub mod artifacts;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod logging;
 pub mod mime;
 pub mod oauth;
 pub mod outlook_msg;
+pub mod progress;
 pub mod protocol;
 pub mod sdi;
 pub mod secret;

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
             return emit(&response);
         }
     };
-    logging::init(cli.log_format);
+    let _logging = logging::init(cli.log_format, false);
 
     let bytes = match read_request(cli.request.as_deref()) {
         Ok(bytes) => bytes,
