@@ -12,9 +12,11 @@
 //! byte-compatible with the Splunk SOAR IMAP app. Attachment bytes leave the pipeline
 //! only through the `vault` seam.
 //!
-//! `progress` draws a terminal's progress line for a long poll.
+//! `cli` turns the subcommands for people (`parse`, `test`, `poll`, `get`) into the same
+//! JSON requests, and `progress` draws a terminal's progress line for a long poll.
 pub mod actions;
 pub mod artifacts;
+pub mod cli;
 pub mod config;
 pub mod container;
 pub mod dispatch;
