@@ -11,8 +11,12 @@
 //! `container` assembles one container per email, with identifiers from `sdi` that are
 //! byte-compatible with the Splunk SOAR IMAP app. Attachment bytes leave the pipeline
 //! only through the `vault` seam.
+//!
+//! `cli` turns the subcommands for people (`parse`, `test`, `poll`, `get`) into the same
+//! JSON requests, and `progress` draws a terminal's progress line for a long poll.
 pub mod actions;
 pub mod artifacts;
+pub mod cli;
 pub mod config;
 pub mod container;
 pub mod dispatch;
@@ -22,6 +26,7 @@ pub mod logging;
 pub mod mime;
 pub mod oauth;
 pub mod outlook_msg;
+pub mod progress;
 pub mod protocol;
 pub mod sdi;
 pub mod secret;

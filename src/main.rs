@@ -1,4 +1,5 @@
-//! The `soar-imap` binary: one JSON request in, one JSON response out (SPEC §1).
+//! The `soar-imap` binary: one JSON request in, one JSON response out (SPEC §1), or the
+//! same request built from a subcommand's arguments (`src/cli.rs`).
 
 use std::{
     io::{Read as _, Write as _},
@@ -8,7 +9,8 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use soar_imap::{
-    container::{ContainerSink, Outgoing},
+    cli::{self, ActionCommand},
+    container::{Container, ContainerSink, Outgoing},
     dispatch::{self, RunEnv},
     imap::Link,
     logging::{self, LogFormat},
@@ -28,27 +30,46 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///
 /// Exit status: 0 success, 1 the action failed, 2 the request was unusable.
 #[derive(Debug, Parser)]
-#[command(name = "soar-imap", version, about, long_about = None)]
+#[command(name = "soar-imap", version, about, long_about = None, after_help = MODES)]
 struct Cli {
-    /// Read the request from FILE instead of stdin (`-` means stdin).
-    #[arg(long, value_name = "FILE", global = true)]
+    /// Read the request from FILE instead of stdin (`-` means stdin); not with parse,
+    /// test, poll, get, which build theirs.
+    // The global options come after a subcommand's own in its help (display_order).
+    #[arg(long, value_name = "FILE", global = true, display_order = 100)]
     request: Option<PathBuf>,
     /// Format of the log lines on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, display_order = 101)]
     log_format: LogFormat,
     /// Write the run's IMAP conversation to FILE as a transcript (credentials redacted).
-    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "replay",
+        display_order = 102
+    )]
     record: Option<PathBuf>,
     /// Run against the transcript in FILE instead of a server; fail at the first line the
     /// client sends differently.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", display_order = 103)]
     replay: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// The two ways in, for the top-level help.
+const MODES: &str = "\
+With no command, reads one JSON request (stdin, or --request FILE) and writes one JSON
+response on stdout; the commands build that request from their arguments instead:
+  soar-imap < request.json
+  soar-imap parse suspicious.eml
+  SOAR_IMAP_PASSWORD=... soar-imap poll --asset /etc/soar-imap/phish.json
+Exit status: 0 success, 1 the action failed, 2 the request was unusable.
+See soar-imap <COMMAND> --help for each command's examples.";
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Action(ActionCommand),
     /// OAuth for assets with `auth_type: OAuth`.
     Oauth {
         #[command(subcommand)]
@@ -84,33 +105,51 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let _ = error.print();
+            // clap's first paragraph: the error, with the arguments it lists on the lines
+            // after it ("required arguments were not provided:\n  --uid <N>").
             let message = error.render().to_string();
-            let first = message
+            let first: Vec<&str> = message
                 .lines()
-                .next()
-                .unwrap_or("invalid command line")
-                .trim_start_matches("error: ");
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = match first.join(" ") {
+                joined if joined.is_empty() => "invalid command line".to_owned(),
+                joined => joined.trim_start_matches("error: ").to_owned(),
+            };
             let response = Response::bad_request(&RequestError::BadField {
                 field: "command_line",
                 expected: "valid soar-imap arguments (see --help)",
-                got: first.to_owned(),
+                got: first,
             });
             return emit(&response);
         }
     };
-    logging::init(cli.log_format);
+    let progress = matches!(&cli.command, Some(Command::Action(a)) if a.shows_progress());
+    let _logging = logging::init(cli.log_format, progress);
 
-    let bytes = match read_request(cli.request.as_deref()) {
-        Ok(bytes) => bytes,
-        Err(message) => {
-            tracing::error!("{message}");
-            let response = Response::bad_request(&RequestError::BadField {
-                field: "input",
-                expected: "a readable request",
-                got: message,
-            });
-            return emit(&response);
-        }
+    // A subcommand builds the request a platform would send; nothing else differs.
+    let (bytes, pretty, _spooled) = match &cli.command {
+        Some(Command::Action(action)) => match cli::prepare(action, cli.request.is_some()) {
+            Ok(prepared) => (prepared.request, prepared.pretty, prepared.spooled),
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!("{message}");
+                return emit(&Response::bad_request(&RequestError::CommandLine(message)));
+            }
+        },
+        _ => match read_request(cli.request.as_deref()) {
+            Ok(bytes) => (bytes, false, None),
+            Err(message) => {
+                tracing::error!("{message}");
+                let response = Response::bad_request(&RequestError::BadField {
+                    field: "input",
+                    expected: "a readable request",
+                    got: message,
+                });
+                return emit(&response);
+            }
+        },
     };
     let mut env = RunEnv::from_process();
     if let Some(Command::Oauth {
@@ -140,7 +179,7 @@ fn main() -> ExitCode {
             return emit(&Response::failed_to_start("transcript", message));
         }
     };
-    let mut stream = ResponseStream::begin();
+    let mut stream = ResponseStream::begin(pretty);
     let (response, delivery) = dispatch::run_streaming(&bytes, &env, &mut stream);
     if !stream.finish(&response) {
         // Cut off: its containers stay undelivered, for the next poll to send again.
@@ -167,7 +206,7 @@ fn read_request(path: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
 
 /// Write a response with no containers (usage and input errors).
 fn emit(response: &Response) -> ExitCode {
-    if ResponseStream::begin().finish(response) {
+    if ResponseStream::begin(false).finish(response) {
         ExitCode::from(response.exit_code())
     } else {
         ExitCode::from(1)
@@ -182,20 +221,28 @@ fn emit(response: &Response) -> ExitCode {
 /// `],"identifier":...}`): still one JSON document, and a wrapper (the Splunk SOAR app)
 /// can take the containers one line at a time as they come, without a streaming JSON
 /// parser; serialized JSON never holds a raw line break.
+///
+/// `--pretty` (for a person reading it) holds the containers back instead and prints the
+/// whole response indented at the end: the same JSON document, laid out differently.
 struct ResponseStream {
     out: std::io::BufWriter<std::io::Stdout>,
     count: usize,
     failed: Option<std::io::Error>,
+    /// `--pretty`: the containers so far, printed with the rest of the response.
+    held: Option<Vec<Container>>,
 }
 
 impl ResponseStream {
-    fn begin() -> Self {
+    fn begin(pretty: bool) -> Self {
         let mut stream = Self {
             out: std::io::BufWriter::new(std::io::stdout()),
             count: 0,
             failed: None,
+            held: pretty.then(Vec::new),
         };
-        stream.write(|out| out.write_all(b"{\"containers\":[\n"));
+        if !pretty {
+            stream.write(|out| out.write_all(b"{\"containers\":[\n"));
+        }
         stream
     }
 
@@ -210,9 +257,13 @@ impl ResponseStream {
         }
     }
 
-    fn container(&mut self, outgoing: &Outgoing) {
+    fn container(&mut self, outgoing: Outgoing) {
         let first = self.count == 0;
         self.count += 1;
+        if let Some(held) = &mut self.held {
+            held.push(outgoing.container);
+            return;
+        }
         self.write(|out| {
             if !first {
                 out.write_all(b",")?;
@@ -234,6 +285,19 @@ impl ResponseStream {
     /// (the reader went away, the disk is full), the run exits 1 and its containers
     /// stay undelivered: the next poll sends them again.
     fn finish(mut self, response: &Response) -> bool {
+        if let Some(held) = self.held.take() {
+            let whole = Response {
+                containers: held,
+                ..response.clone()
+            };
+            self.write(|out| {
+                serde_json::to_writer_pretty(&mut *out, &whole)?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+                sync_if_file(out.get_ref())
+            });
+            return self.finished();
+        }
         let fields = match serde_json::to_value(response) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
@@ -250,6 +314,11 @@ impl ResponseStream {
             out.flush()?;
             sync_if_file(out.get_ref())
         });
+        self.finished()
+    }
+
+    /// Whether stdout took the whole response; says so on stderr when it did not.
+    fn finished(self) -> bool {
         match self.failed {
             None => true,
             Some(e) => {
@@ -267,7 +336,7 @@ impl ResponseStream {
 
 impl ContainerSink for ResponseStream {
     fn send(&mut self, container: Outgoing) {
-        self.container(&container);
+        self.container(container);
     }
 
     fn closed(&self) -> bool {

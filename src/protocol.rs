@@ -102,6 +102,10 @@ pub enum RequestError {
         /// The action given.
         action: String,
     },
+    /// A subcommand's arguments, or the files they name, make no request (`src/cli.rs`
+    /// says what was wrong and what was expected).
+    #[error("{0}")]
+    CommandLine(String),
     /// A top-level field of the wrong type.
     #[error("request.{field} must be {expected}, got {got}")]
     BadField {

@@ -353,6 +353,17 @@ fn commit_and_emit(
             json: Some(entry.json),
         });
     }
+    // How far the poll is, once a batch: the progress line of a poll at a terminal is
+    // drawn from it (src/progress.rs); below the default log level otherwise.
+    tracing::debug!(
+        target: crate::progress::TARGET,
+        found = tally.found,
+        ingested = tally.ingested,
+        duplicates = tally.duplicates,
+        failed = tally.failed.len(),
+        bytes = tally.bytes,
+        "progress"
+    );
     Ok(())
 }
 

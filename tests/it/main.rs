@@ -5,6 +5,8 @@
 mod golden;
 // The binary as a platform or a shell user drives it: wire protocol, exit codes, logs.
 mod cli;
+// The subcommands for people (parse, test, poll, get) against the JSON requests they stand for.
+mod cli_commands;
 // Robustness over a directory of real-world mail (SOAR_IMAP_CORPUS).
 mod corpus;
 // app.json and the binary describe the same actions, parameters and config keys.
