@@ -301,3 +301,22 @@ fn test_connectivity_reports_what_after_ingest_needs_and_fails_without_it() {
     let (code, response) = test(&old, &json!({"after_ingest": "mark_seen"}));
     assert_eq!(code, 0, "{response}");
 }
+
+#[test]
+fn a_target_folder_the_server_will_not_create_is_named_and_the_mail_stays() {
+    let server = Dovecot::start();
+    let home = inbox_of(&server, "nocreate", 2);
+    // Dovecot refuses a name that begins with its hierarchy separator.
+    let config = moving_to(&server, ".Done");
+    let (run, response) = poll(&poll_request(&config, "phish"), home.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(new_uids(&response, "INBOX"), [1, 2]);
+    assert!(
+        run.stderr.contains(
+            "config.after_ingest_folder \".Done\" does not exist and could not be created"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(messages(&server, "INBOX"), 2);
+}
