@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::{
     dovecot::{Dovecot, PASSWORD},
     poll_faults::{RUN_LIMIT, append_all, config, ledger_count, message},
-    support::{Run, comparable, comparable_in, files_under, root, run_json, wait_bounded},
+    support::{Run, collect, comparable, comparable_in, files_under, root, run_json, wait_bounded},
 };
 
 /// The variables a secret may come from, cleared in every run unless the test sets one.
@@ -54,25 +54,8 @@ fn soar(args: &[&str], stdin: &[u8], home: &Path, env: &[(&str, &str)]) -> Run {
     let feeder = thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let err = thread::spawn(move || {
-        let mut s = Vec::new();
-        stderr.read_to_end(&mut s).map(|_| s)
-    });
-    let Some(status) = wait_bounded(&mut child, RUN_LIMIT) else {
-        panic!("soar-imap {args:?} did not finish within {RUN_LIMIT:?}");
-    };
+    let run = collect(child, RUN_LIMIT, &format!("soar-imap {args:?}"));
     feeder.join().unwrap();
-    let run = Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap().expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&err.join().unwrap().unwrap()).into_owned(),
-    };
     assert!(
         !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
         "the password leaked:\n{}\n{}",

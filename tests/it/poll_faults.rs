@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::{
     dovecot::{Dovecot, PASSWORD, USER},
     poll::new_uids,
-    support::{Run, wait_bounded},
+    support::{Run, collect},
 };
 
 /// No run of the binary in this file may take longer than this.
@@ -137,25 +137,7 @@ pub(crate) fn spawn(request: &Value, home: &Path, output: fn() -> Stdio) -> Chil
 /// Run the binary to the end, killing it and failing the test if it takes over `limit`;
 /// checks that no password reached stdout or stderr.
 pub(crate) fn run(request: &Value, home: &Path, limit: Duration) -> Run {
-    let mut child = spawn(request, home, Stdio::piped);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let err = thread::spawn(move || {
-        let mut s = Vec::new();
-        stderr.read_to_end(&mut s).map(|_| s)
-    });
-    let Some(status) = wait_bounded(&mut child, limit) else {
-        panic!("soar-imap did not finish within {limit:?}");
-    };
-    let run = Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap().expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&err.join().unwrap().unwrap()).into_owned(),
-    };
+    let run = collect(spawn(request, home, Stdio::piped), limit, "soar-imap");
     for secret in [PASSWORD, WRONG_PASSWORD] {
         assert!(
             !run.stdout.contains(secret) && !run.stderr.contains(secret),

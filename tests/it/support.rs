@@ -144,3 +144,27 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Read a spawned run's piped stdout and stderr to the end and wait for it, at most
+/// `limit` (past it, the test fails naming `what`).
+pub fn collect(mut child: Child, limit: Duration, what: &str) -> Run {
+    use std::io::Read as _;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stderr.read_to_end(&mut s).map(|_| s)
+    });
+    let Some(status) = wait_bounded(&mut child, limit) else {
+        panic!("{what} did not finish within {limit:?}");
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap().expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&err.join().unwrap().unwrap()).into_owned(),
+    }
+}
