@@ -3,9 +3,9 @@
 //!
 //! Pure and bounded: bytes in, an [`OutlookMessage`] or a [`MsgError`] naming what was
 //! wrong out; no I/O, no panics. The `cfb` crate checks the compound-file structure; on
-//! top of it [`properties`] reads MAPI properties, within a budget of as many stream bytes
-//! as the input has, at most [`MAX_CHILDREN`] recipients and attachments per message, and
-//! embedded messages (attach method 5) only `max_depth` levels down.
+//! top of it the `properties` module reads MAPI properties, within a budget of as many
+//! stream bytes as the input has, at most [`MAX_CHILDREN`] recipients and attachments per
+//! message, and embedded messages (attach method 5) only `max_depth` levels down.
 //!
 //! Left out: the compressed RTF body (`PR_RTF_COMPRESSED`, 0x1009). Outlook also stores
 //! the plain text (0x1000) of every message it writes, and an HTML body when there is
