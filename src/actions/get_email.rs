@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::ingest::{IngestContext, Ingested, ingest};
+use super::ingest::{IngestContext, Ingested, hand_back, ingest};
 use crate::{
     container::{Container, ContainerSink, Outgoing},
     dispatch::echo_parameter,
@@ -155,20 +155,13 @@ fn by_container(
         .container_by_id(id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("container {id} is not in this asset's ledger (it was not ingested with this data_dir and asset_id)"))?;
-    let mut container = entry.container.ok_or_else(|| {
+    let container = entry.container.as_ref().ok_or_else(|| {
         format!("container {id} is known, but a stateless run keeps no email text; get email by container_id needs a data_dir")
     })?;
-    let raw = raw_bytes(&container);
-    let headers = decoded_headers(&raw);
-    if ingest_email {
-        // Already ingested: hand the container back, flagged as a duplicate, or as
-        // redelivered when the run that committed it never delivered it.
-        if entry.undelivered {
-            ctx.store.claim_container(id).map_err(|e| e.to_string())?;
-            container.redelivered = true;
-        } else {
-            container.duplicate = true;
-        }
+    let headers = decoded_headers(&raw_bytes(container));
+    if ingest_email
+        && let Some(container) = hand_back(&mut *ctx.store, entry).map_err(|e| e.to_string())?
+    {
         containers.send(container.into());
     }
     Ok((headers, Some(id), ingest_email))

@@ -10,7 +10,7 @@ use crate::{
     extract::ExtractOptions,
     imap::FetchedMessage,
     sdi::hex,
-    state::{NewLedgerEntry, StateStore},
+    state::{LedgerEntry, NewLedgerEntry, StateError, StateStore},
     vault::Vault,
 };
 
@@ -101,32 +101,41 @@ impl Identity {
     }
 }
 
-/// The message's ledger entry when it was ingested before: its container (when the
-/// ledger keeps containers) flagged `duplicate`, or `redelivered` when the run that
-/// committed it never delivered it (this run claims it then), and its id.
+/// The message's ledger entry when it was ingested before: its container and id, as
+/// [`hand_back`] hands it on.
 pub fn find_existing(
     store: &mut dyn StateStore,
     identity: &Identity,
 ) -> Result<Option<(Option<Container>, i64)>, IngestError> {
-    let storage = |e: crate::state::StateError| IngestError::Storage(e.to_string());
+    let storage = |e: StateError| IngestError::Storage(e.to_string());
     let Some(existing) = store
         .find_by_message(identity.message_id.as_deref(), &identity.sha256)
         .map_err(storage)?
     else {
         return Ok(None);
     };
+    let id = existing.id;
+    Ok(Some((hand_back(store, existing).map_err(storage)?, id)))
+}
+
+/// A ledger entry's container (when the ledger keeps containers) going out again:
+/// flagged `duplicate`, or `redelivered` when the run that committed it never delivered
+/// it, which this run then claims.
+pub fn hand_back(
+    store: &mut dyn StateStore,
+    existing: LedgerEntry,
+) -> Result<Option<Container>, StateError> {
     if existing.undelivered {
-        store.claim_container(existing.id).map_err(storage)?;
+        store.claim_container(existing.id)?;
     }
-    let container = existing.container.map(|mut c| {
+    Ok(existing.container.map(|mut c| {
         if existing.undelivered {
             c.redelivered = true;
         } else {
             c.duplicate = true;
         }
         c
-    });
-    Ok(Some((container, existing.id)))
+    }))
 }
 
 /// What building a container needs, shared by the threads of a poll that build a

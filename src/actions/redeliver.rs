@@ -41,7 +41,6 @@ pub fn redeliver(
             continue;
         };
         container.redelivered = true;
-        container.duplicate = false;
         containers.send(container.into());
         sent += 1;
     }

@@ -639,12 +639,19 @@ impl StateStore for MemoryStore {
             && *action != AfterIngest::None
             && !batch.entries.is_empty()
         {
-            self.planned.push(MailboxAction {
-                folder: folder.clone(),
-                uidvalidity: batch.uidvalidity,
-                action: action.clone(),
-                uids: batch.entries.iter().map(|e| e.uid).collect(),
-            });
+            let uids = batch.entries.iter().map(|e| e.uid);
+            // One item per folder, UIDVALIDITY and action, however many batches.
+            match self.planned.iter_mut().find(|a| {
+                a.folder == *folder && a.uidvalidity == batch.uidvalidity && a.action == *action
+            }) {
+                Some(planned) => planned.uids.extend(uids),
+                None => self.planned.push(MailboxAction {
+                    folder: folder.clone(),
+                    uidvalidity: batch.uidvalidity,
+                    action: action.clone(),
+                    uids: uids.collect(),
+                }),
+            }
         }
         for new in &batch.entries {
             self.ledger.push(Recorded {
@@ -702,12 +709,13 @@ impl StateStore for MemoryStore {
     }
 
     fn actions_done(&mut self, done: &MailboxAction) -> Result<(), StateError> {
+        let done_uids: std::collections::HashSet<u32> = done.uids.iter().copied().collect();
         for due in &mut self.due {
             if due.folder == done.folder
                 && due.uidvalidity == done.uidvalidity
                 && due.action == done.action
             {
-                due.uids.retain(|uid| !done.uids.contains(uid));
+                due.uids.retain(|uid| !done_uids.contains(uid));
             }
         }
         self.due.retain(|due| !due.uids.is_empty());
