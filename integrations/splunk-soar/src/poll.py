@@ -126,3 +126,7 @@ def _report(response: dict[str, Any], manual: bool) -> None:
         )
         for failure in failed:
             logger.progress(f"  UID {failure.get('uid')}: {failure.get('reason')}")
+        done = summary.get("after_ingest_done") or 0
+        if done:
+            # The mail of containers SOAR saved in earlier polls (after_ingest).
+            logger.progress(f"after_ingest: {done} emails of earlier polls handled")

@@ -301,3 +301,21 @@ def test_a_poll_soar_fails_to_save_moves_no_position(
     assert len(soar.containers) == 2
     for container_id in soar.containers:
         assert any(a["name"] == "Vault Artifact" for a in soar.artifacts_of(container_id))
+
+
+def test_after_ingest_moves_mail_once_soar_has_it_at_the_next_scheduled_poll(
+    fresh_app: ModuleType, server: Dovecot, soar: Soar, tmp_path: Path, capsys: Any
+) -> None:
+    assert server.append_many([report(n) for n in range(1, 4)]) == [1, 2, 3]
+    asset = basic_asset(server, after_ingest="move", after_ingest_folder="Processed")
+    result = run_action(fresh_app, soar, "on_poll", asset, SCHEDULED, tmp_path, capsys=capsys)
+    assert result.status, result.message
+    assert len(soar.containers) == 3
+    # Planned, not done: the binary runs stateless, and SOAR has not passed the state back.
+    assert server.status("INBOX").messages == 3
+    result = run_action(fresh_app, soar, "on_poll", asset, SCHEDULED, tmp_path, capsys=capsys)
+    assert result.status, result.message
+    assert server.status("INBOX").messages == 0
+    assert server.status("Processed").messages == 3
+    assert "after_ingest: 3 emails of earlier polls handled" in result.printed, result.printed
+    assert len(soar.containers) == 3
