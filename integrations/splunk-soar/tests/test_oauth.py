@@ -47,7 +47,9 @@ def soar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Soar:
     # The asset's state file lives here, as under /opt/phantom on SOAR.
     monkeypatch.setenv("PHANTOM_HOME", str(tmp_path / "phantom"))
     monkeypatch.setattr(oauth, "POLL_SECS", 0.05)
-    monkeypatch.setattr(oauth, "WAIT_SECS", 20)
+    # Long enough for the webhook's process to start on a loaded CI machine (two test
+    # workers, Dovecot, the binary); a sign-in that works takes a second or two.
+    monkeypatch.setattr(oauth, "WAIT_SECS", 60)
     vault_tmp = tmp_path / "vault-tmp"
     vault_tmp.mkdir()
     return Soar(vault_tmp=vault_tmp)
@@ -123,7 +125,7 @@ class Administrator(threading.Thread):
 
     def _sign_in(self) -> None:
         manager = ActionsManager()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 45
         session = None
         while session is None:
             assert time.monotonic() < deadline, "test connectivity showed no sign-in"
